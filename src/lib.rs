@@ -1,0 +1,10 @@
+//! m365mon: a Prometheus exporter that probes many Microsoft 365 tenants.
+//!
+//! # Layout
+//! - [`config`]: the YAML model, loading and validation (file:line errors).
+//! - [`web`]: the HTTP accept loop, TLS and basic auth (exporter-toolkit web config).
+//! - [`sim`]: the Entra ID and Graph simulator used by tests and `m365mon demo`.
+
+pub mod config;
+pub mod sim;
+pub mod web;

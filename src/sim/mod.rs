@@ -1,0 +1,1 @@
+//! The Entra ID and Microsoft Graph simulator. (Stub: to be implemented.)
