@@ -5,6 +5,9 @@
 //! - [`web`]: the HTTP accept loop, TLS and basic auth (exporter-toolkit web config).
 //! - [`sim`]: the Entra ID and Graph simulator used by tests and `m365mon demo`.
 
+pub mod auth;
 pub mod config;
+pub mod graph;
+pub mod probe;
 pub mod sim;
 pub mod web;

@@ -1,0 +1,208 @@
+//! Entra ID sign-in: token requests, the per-(credential, tenant) cache with
+//! single flight, and back-off after failures.
+
+mod assertion;
+mod classify;
+mod request;
+
+pub use classify::classify_error;
+pub use request::{AuthError, Issued, parse_retry_after, request_token};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{Credential, Secret};
+use crate::probe::{FailureReason, ProbeLog};
+
+/// Tokens are renewed this long before they expire (MSAL uses 5 minutes).
+const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+/// First back-off after a failed sign-in; doubles per consecutive failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(30);
+/// Longest back-off, so a fixed credential is noticed within this time.
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Wait after throttling when the server gave no Retry-After.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Called once per token request that actually went out: (subscription, result).
+pub type TokenObserver = Arc<dyn Fn(&str, Result<(), FailureReason>) + Send + Sync>;
+
+/// Acquires and caches app-only Graph tokens.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    authority_host: String,
+    graph_endpoint: String,
+    entries: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Entry>>>>,
+    observer: TokenObserver,
+}
+
+#[derive(Default)]
+struct Entry {
+    token: Option<CachedToken>,
+    failure: Option<Failure>,
+}
+
+struct CachedToken {
+    access_token: Secret,
+    renew_at: Instant,
+}
+
+struct Failure {
+    error: AuthError,
+    retry_at: Instant,
+    consecutive: u32,
+}
+
+impl TokenProvider {
+    /// A provider for one set of endpoints.
+    pub fn new(
+        http: reqwest::Client,
+        authority_host: &str,
+        graph_endpoint: &str,
+        observer: TokenObserver,
+    ) -> Self {
+        TokenProvider {
+            http,
+            authority_host: authority_host.to_string(),
+            graph_endpoint: graph_endpoint.to_string(),
+            entries: Mutex::new(HashMap::new()),
+            observer,
+        }
+    }
+
+    /// A Graph token for `tenant`, from the cache when it is still good unless
+    /// `fresh`. Concurrent callers for one (credential, tenant) share one
+    /// request. After a failure, callers get that failure without a request
+    /// until the back-off has passed.
+    pub async fn token(
+        &self,
+        subscription: &str,
+        credential: &Credential,
+        tenant: &str,
+        fresh: bool,
+        log: &mut ProbeLog,
+    ) -> Result<Secret, AuthError> {
+        let entry = {
+            let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry((credential.name.clone(), tenant.to_ascii_lowercase()))
+                .or_default()
+                .clone()
+        };
+        let mut entry = entry.lock().await;
+        let now = Instant::now();
+        if !fresh {
+            if let Some(t) = &entry.token {
+                if now < t.renew_at {
+                    log.line("token: from cache");
+                    return Ok(t.access_token.clone());
+                }
+            }
+        }
+        if let Some(f) = &entry.failure {
+            if now < f.retry_at {
+                let wait = f.retry_at - now;
+                log.line(format!(
+                    "token: not requested, backing off for {}s after {} failure(s): {}",
+                    wait.as_secs(),
+                    f.consecutive,
+                    f.error
+                ));
+                return Err(f.error.clone());
+            }
+        }
+        let started = Instant::now();
+        let result = request_token(
+            &self.http,
+            &self.authority_host,
+            &self.graph_endpoint,
+            tenant,
+            credential,
+            log,
+        )
+        .await;
+        match result {
+            Ok(issued) => {
+                (self.observer)(subscription, Ok(()));
+                let lifetime = issued.expires_in;
+                let margin = if lifetime > RENEW_BEFORE_EXPIRY * 2 {
+                    RENEW_BEFORE_EXPIRY
+                } else {
+                    lifetime / 2
+                };
+                entry.token = Some(CachedToken {
+                    access_token: issued.access_token.clone(),
+                    renew_at: started + lifetime - margin,
+                });
+                entry.failure = None;
+                Ok(issued.access_token)
+            }
+            Err(err) => {
+                (self.observer)(subscription, Err(err.reason));
+                let consecutive = entry.failure.as_ref().map_or(0, |f| f.consecutive) + 1;
+                let wait = if err.reason == FailureReason::Throttled {
+                    err.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
+                } else {
+                    backoff(consecutive)
+                };
+                log.line(format!(
+                    "token: failed ({}); next request not before {}s from now",
+                    err.reason,
+                    wait.as_secs()
+                ));
+                entry.failure = Some(Failure {
+                    error: err.clone(),
+                    retry_at: Instant::now() + wait,
+                    consecutive,
+                });
+                // A cached token stays usable for other probes until it expires,
+                // unless the failure says the credential itself is bad.
+                if !matches!(
+                    err.reason,
+                    FailureReason::Throttled
+                        | FailureReason::Timeout
+                        | FailureReason::Network
+                        | FailureReason::Http5xx
+                ) {
+                    entry.token = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Forgets cached tokens and failures of the named credentials (after a reload changed them).
+    pub fn forget_credentials(&self, names: &[String]) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(cred, _), _| !names.contains(cred));
+    }
+
+    /// The endpoints this provider talks to.
+    pub fn endpoints(&self) -> (&str, &str) {
+        (&self.authority_host, &self.graph_endpoint)
+    }
+}
+
+/// Back-off after `n` consecutive failures: 30 s, 60 s, 120 s, ... capped at 10 min.
+pub fn backoff(n: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(n.saturating_sub(1).min(16))
+        .unwrap_or(u32::MAX);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(30));
+        assert_eq!(backoff(2), Duration::from_secs(60));
+        assert_eq!(backoff(3), Duration::from_secs(120));
+        assert_eq!(backoff(5), Duration::from_secs(480));
+        assert_eq!(backoff(6), Duration::from_secs(600));
+        assert_eq!(backoff(60), Duration::from_secs(600));
+    }
+}
