@@ -8,6 +8,10 @@
 pub mod auth;
 pub mod config;
 pub mod graph;
+pub mod metrics;
 pub mod probe;
+pub mod runner;
+pub mod scheduler;
 pub mod sim;
+pub mod state;
 pub mod web;

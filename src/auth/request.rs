@@ -261,8 +261,19 @@ pub async fn request_token(
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     log.line(format!("POST {token_url} (client-request-id {request_id})"));
-    let send = |r: HttpRequest| send(http, r, request_id.clone());
-    match req.request_async(&send).await {
+    let http = http.clone();
+    let send = move |r: HttpRequest| send(http.clone(), r, request_id.clone());
+    // Boxed with an explicit `Send` bound: rustc cannot infer it through
+    // oauth2's borrowed request builder when the caller is spawned.
+    type TokenFuture<'f> = Pin<
+        Box<
+            dyn Future<Output = Result<EntraToken, RequestTokenError<Transport, EntraError>>>
+                + Send
+                + 'f,
+        >,
+    >;
+    let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
+    match fut.await {
         Ok(tok) => {
             let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).max(1);
             log.line(format!("token: issued, expires in {secs}s"));
@@ -303,10 +314,10 @@ pub async fn request_token(
 }
 
 fn send(
-    http: &reqwest::Client,
+    http: reqwest::Client,
     r: HttpRequest,
     request_id: String,
-) -> Pin<Box<dyn Future<Output = Result<HttpResponse, Transport>> + Send + '_>> {
+) -> Pin<Box<dyn Future<Output = Result<HttpResponse, Transport>> + Send + 'static>> {
     Box::pin(async move {
         let (parts, body) = r.into_parts();
         let resp = http
