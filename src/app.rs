@@ -1,0 +1,137 @@
+//! The running exporter: config in force, store, runner and scheduler, and reload.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::metrics::BuildInfo;
+use crate::runner::Runner;
+use crate::scheduler::Scheduler;
+use crate::state::Store;
+
+/// Where the config comes from, for reloads.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A file, read again on reload.
+    File(PathBuf),
+    /// Built-in text (the demo); reload re-validates the same text.
+    Text {
+        /// Name used in errors.
+        origin: String,
+        /// The YAML.
+        text: String,
+    },
+}
+
+impl ConfigSource {
+    /// Reads and validates the config.
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        match self {
+            ConfigSource::File(p) => config::load_file(p),
+            ConfigSource::Text { origin, text } => {
+                config::parse_str(text, origin, std::path::Path::new("."))
+            }
+        }
+    }
+}
+
+/// The exporter's shared state.
+pub struct App {
+    source: ConfigSource,
+    runner: Runner,
+    scheduler: Scheduler,
+    reload_lock: tokio::sync::Mutex<()>,
+    ready: AtomicBool,
+    /// Build metadata for `/metrics` and the landing page.
+    pub build: BuildInfo,
+}
+
+/// The HTTP client for Entra ID and Graph: rustls, no redirects (a redirect
+/// from either would be unexpected, and following one could leak a token).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("m365mon/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+impl App {
+    /// Starts probing `config` at once.
+    pub fn start(source: ConfigSource, config: Config, http: reqwest::Client) -> Arc<App> {
+        let store = Arc::new(Store::new());
+        store.sync_config(&config);
+        store.record_reload(true);
+        let config = Arc::new(config);
+        let runner = Runner::new(http, config.clone(), store);
+        let scheduler = Scheduler::new(runner.clone());
+        scheduler.apply(&config);
+        Arc::new(App {
+            source,
+            runner,
+            scheduler,
+            reload_lock: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(true),
+            build: BuildInfo::current(),
+        })
+    }
+
+    /// The store `/metrics` reads.
+    pub fn store(&self) -> &Arc<Store> {
+        self.runner.store()
+    }
+
+    /// The runner, for `/probe`.
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.runner.config()
+    }
+
+    /// Whether the exporter is ready to serve (config loaded).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The number of running probe tasks.
+    pub fn task_count(&self) -> usize {
+        self.scheduler.task_count()
+    }
+
+    /// Re-reads the config. A bad file is refused and the running config
+    /// stays; unchanged subscriptions keep their state and counters.
+    pub async fn reload(&self) -> Result<(), ConfigErrors> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        match self.source.load() {
+            Ok(config) => {
+                self.store().sync_config(&config);
+                let config = Arc::new(config);
+                self.runner.set_config(config.clone());
+                self.scheduler.apply(&config);
+                self.store().record_reload(true);
+                tracing::info!(
+                    subscriptions = config.subscriptions.len(),
+                    "configuration reloaded"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.store().record_reload(false);
+                tracing::error!(errors = %e, "configuration reload failed; keeping the running configuration");
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops all probe tasks.
+    pub fn shutdown(&self) {
+        self.scheduler.shutdown();
+    }
+}

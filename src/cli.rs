@@ -1,0 +1,82 @@
+//! Command-line flags (Prometheus-style dotted names) and subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::{LogFormat, LogLevel};
+
+/// The default listen address. Prometheus' exporter port range 9100-9999 is
+/// fully allocated; 10365 was unclaimed as far as we could tell.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:10365";
+
+/// m365mon: Prometheus exporter that probes many Microsoft 365 tenants.
+#[derive(Debug, Parser)]
+#[command(name = "m365mon", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "m365mon.yml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+    /// Address to listen on for /metrics, /probe and the landing page.
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
+    pub listen_address: SocketAddr,
+    /// Exporter-toolkit web config file enabling TLS and/or basic auth.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Only log messages of this level or above.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    pub log_level: LogLevel,
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to do; without a command m365mon serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration file and print a summary (exit 0 valid, 1 invalid).
+    CheckConfig,
+    /// Run the Entra ID and Graph simulator alone.
+    Simulate {
+        /// Address for the simulator.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10366")]
+        listen: SocketAddr,
+        /// Tenants file (YAML); without it the built-in demo tenants are used.
+        #[arg(long, value_name = "FILE")]
+        tenants: Option<PathBuf>,
+        /// Scenario file (YAML) of timed faults.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+    },
+    /// Run the simulator and the exporter together on loopback with a built-in config and scenario.
+    Demo {
+        /// Address for the exporter.
+        #[arg(
+            long = "web.listen-address",
+            value_name = "HOST:PORT",
+            default_value = "127.0.0.1:10365"
+        )]
+        listen_address: SocketAddr,
+        /// Address for the simulator (port 0 picks a free one).
+        #[arg(
+            long = "sim.listen-address",
+            value_name = "HOST:PORT",
+            default_value = "127.0.0.1:0"
+        )]
+        sim_listen_address: SocketAddr,
+    },
+}
