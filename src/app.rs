@@ -30,9 +30,7 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfigSource::File(p) => config::load_file(p),
-            ConfigSource::Text { origin, text } => {
-                config::parse_str(text, origin, std::path::Path::new("."))
-            }
+            ConfigSource::Text { origin, text } => config::parse_str(text, origin, std::path::Path::new(".")),
         }
     }
 }
@@ -116,10 +114,7 @@ impl App {
                 self.runner.set_config(config.clone());
                 self.scheduler.apply(&config);
                 self.store().record_reload(true);
-                tracing::info!(
-                    subscriptions = config.subscriptions.len(),
-                    "configuration reloaded"
-                );
+                tracing::info!(subscriptions = config.subscriptions.len(), "configuration reloaded");
                 Ok(())
             }
             Err(e) => {

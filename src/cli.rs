@@ -16,12 +16,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:10365";
 #[command(name = "m365mon", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(
-        long = "config.file",
-        value_name = "FILE",
-        default_value = "m365mon.yml",
-        global = true
-    )]
+    #[arg(long = "config.file", value_name = "FILE", default_value = "m365mon.yml", global = true)]
     pub config_file: PathBuf,
     /// Address to listen on for /metrics, /probe and the landing page.
     #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
@@ -33,12 +28,7 @@ pub struct Cli {
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     pub log_level: LogLevel,
     /// Log line format.
-    #[arg(
-        long = "log.format",
-        value_enum,
-        default_value = "logfmt",
-        global = true
-    )]
+    #[arg(long = "log.format", value_enum, default_value = "logfmt", global = true)]
     pub log_format: LogFormat,
     /// What to do; without a command m365mon serves.
     #[command(subcommand)]
@@ -65,18 +55,10 @@ pub enum Command {
     /// Run the simulator and the exporter together on loopback with a built-in config and scenario.
     Demo {
         /// Address for the exporter.
-        #[arg(
-            long = "web.listen-address",
-            value_name = "HOST:PORT",
-            default_value = "127.0.0.1:10365"
-        )]
+        #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = "127.0.0.1:10365")]
         listen_address: SocketAddr,
         /// Address for the simulator (port 0 picks a free one).
-        #[arg(
-            long = "sim.listen-address",
-            value_name = "HOST:PORT",
-            default_value = "127.0.0.1:0"
-        )]
+        #[arg(long = "sim.listen-address", value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
         sim_listen_address: SocketAddr,
     },
 }

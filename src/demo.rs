@@ -5,11 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs the simulator alone.
-pub async fn simulate(
-    _listen: SocketAddr,
-    _tenants: Option<&Path>,
-    _scenario: Option<&Path>,
-) -> ExitCode {
+pub async fn simulate(_listen: SocketAddr, _tenants: Option<&Path>, _scenario: Option<&Path>) -> ExitCode {
     eprintln!("m365mon: the simulator is not built yet");
     ExitCode::FAILURE
 }

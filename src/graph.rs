@@ -19,10 +19,7 @@ pub struct GraphClient {
 impl GraphClient {
     /// A client for `graph_endpoint` (no trailing slash).
     pub fn new(http: reqwest::Client, graph_endpoint: &str) -> Self {
-        GraphClient {
-            http,
-            base: format!("{graph_endpoint}/v1.0"),
-        }
+        GraphClient { http, base: format!("{graph_endpoint}/v1.0") }
     }
 
     /// The full URL of a path such as `/organization`.
@@ -52,32 +49,17 @@ impl GraphClient {
             .await
             .map_err(|e| {
                 log.line(format!("request failed: {}", error_chain(&e)));
-                Outcome::Failure(if e.is_timeout() {
-                    FailureReason::Timeout
-                } else {
-                    FailureReason::Network
-                })
+                Outcome::Failure(if e.is_timeout() { FailureReason::Timeout } else { FailureReason::Network })
             })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let server_request_id = resp
-            .headers()
-            .get("request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let server_request_id =
+            resp.headers().get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
         let body = read_limited(resp).await.map_err(|m| {
             log.line(format!("HTTP {status}: body unreadable: {m}"));
             Outcome::Failure(FailureReason::Network)
         })?;
-        log.line(format!(
-            "HTTP {status} (request-id {server_request_id}, {} bytes)",
-            body.len()
-        ));
+        log.line(format!("HTTP {status} (request-id {server_request_id}, {} bytes)", body.len()));
         if let Some(outcome) = status_outcome(status, retry_after, workload) {
             log.line(format!("error: {}", graph_error_summary(&body)));
             return Err(outcome);
@@ -102,24 +84,14 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
 
 /// The outcome of a non-2xx status, `None` for 2xx. Throttling (429, or 503
 /// with Retry-After) is not a failure; the wait defaults to 60 s.
-pub fn status_outcome(
-    status: u16,
-    retry_after: Option<Duration>,
-    workload: Workload,
-) -> Option<Outcome> {
+pub fn status_outcome(status: u16, retry_after: Option<Duration>, workload: Workload) -> Option<Outcome> {
     let reason = match status {
         200..=299 => return None,
         429 => {
-            return Some(Outcome::Throttled {
-                workload,
-                retry_after: retry_after.unwrap_or(Duration::from_secs(60)),
-            });
+            return Some(Outcome::Throttled { workload, retry_after: retry_after.unwrap_or(Duration::from_secs(60)) });
         }
         503 if retry_after.is_some() => {
-            return Some(Outcome::Throttled {
-                workload,
-                retry_after: retry_after.unwrap_or_default(),
-            });
+            return Some(Outcome::Throttled { workload, retry_after: retry_after.unwrap_or_default() });
         }
         401 => FailureReason::Unauthorized,
         403 => FailureReason::Forbidden,
@@ -163,53 +135,26 @@ mod tests {
     fn statuses_map_to_outcomes() {
         let w = Workload::Exchange;
         assert_eq!(status_outcome(200, None, w), None);
-        assert_eq!(
-            status_outcome(401, None, w),
-            Some(Outcome::Failure(FailureReason::Unauthorized))
-        );
-        assert_eq!(
-            status_outcome(403, None, w),
-            Some(Outcome::Failure(FailureReason::Forbidden))
-        );
-        assert_eq!(
-            status_outcome(404, None, w),
-            Some(Outcome::Failure(FailureReason::NotFound))
-        );
-        assert_eq!(
-            status_outcome(400, None, w),
-            Some(Outcome::Failure(FailureReason::InvalidResponse))
-        );
-        assert_eq!(
-            status_outcome(503, None, w),
-            Some(Outcome::Failure(FailureReason::Http5xx))
-        );
-        assert_eq!(
-            status_outcome(502, None, w),
-            Some(Outcome::Failure(FailureReason::Http5xx))
-        );
+        assert_eq!(status_outcome(401, None, w), Some(Outcome::Failure(FailureReason::Unauthorized)));
+        assert_eq!(status_outcome(403, None, w), Some(Outcome::Failure(FailureReason::Forbidden)));
+        assert_eq!(status_outcome(404, None, w), Some(Outcome::Failure(FailureReason::NotFound)));
+        assert_eq!(status_outcome(400, None, w), Some(Outcome::Failure(FailureReason::InvalidResponse)));
+        assert_eq!(status_outcome(503, None, w), Some(Outcome::Failure(FailureReason::Http5xx)));
+        assert_eq!(status_outcome(502, None, w), Some(Outcome::Failure(FailureReason::Http5xx)));
         assert_eq!(
             status_outcome(503, Some(Duration::from_secs(7)), w),
-            Some(Outcome::Throttled {
-                workload: w,
-                retry_after: Duration::from_secs(7)
-            })
+            Some(Outcome::Throttled { workload: w, retry_after: Duration::from_secs(7) })
         );
         assert_eq!(
             status_outcome(429, None, w),
-            Some(Outcome::Throttled {
-                workload: w,
-                retry_after: Duration::from_secs(60)
-            })
+            Some(Outcome::Throttled { workload: w, retry_after: Duration::from_secs(60) })
         );
     }
 
     #[test]
     fn error_summary() {
         let body = br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}"#;
-        assert_eq!(
-            graph_error_summary(body),
-            "ErrorAccessDenied: Access is denied."
-        );
+        assert_eq!(graph_error_summary(body), "ErrorAccessDenied: Access is denied.");
         assert_eq!(graph_error_summary(b"<html>"), "no JSON error body");
     }
 }

@@ -19,14 +19,9 @@ use crate::web::{Handler, HttpRequest, HttpResponse, text};
 /// Time kept back from Prometheus' scrape timeout, as blackbox_exporter does.
 const SCRAPE_TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 /// Per-run families in `/probe` output (not in `/metrics`).
-const RUN_DURATION: (&str, &str) = (
-    "m365mon_probe_run_duration_seconds",
-    "Duration of this on-demand probe run.",
-);
-const RUN_THROTTLED: (&str, &str) = (
-    "m365mon_probe_throttled",
-    "1 if this on-demand run was throttled (then m365mon_probe_success is absent).",
-);
+const RUN_DURATION: (&str, &str) = ("m365mon_probe_run_duration_seconds", "Duration of this on-demand probe run.");
+const RUN_THROTTLED: (&str, &str) =
+    ("m365mon_probe_throttled", "1 if this on-demand run was throttled (then m365mon_probe_success is absent).");
 
 /// The request handler for `app`.
 pub fn handler(app: Arc<App>) -> Handler {
@@ -37,18 +32,13 @@ pub fn handler(app: Arc<App>) -> Handler {
 }
 
 fn with_type(mut r: HttpResponse, ct: &'static str) -> HttpResponse {
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }
 
 fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    let mut r = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}\n"),
-    );
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}\n"));
+    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     r
 }
 
@@ -60,10 +50,7 @@ async fn route(app: Arc<App>, req: HttpRequest) -> HttpResponse {
     match req.uri().path() {
         "/metrics" if is_get(&req) => {
             let body = app.store().with(|s| metrics::encode(s, &app.build));
-            with_type(
-                Response::new(Full::new(Bytes::from(body))),
-                metrics::CONTENT_TYPE,
-            )
+            with_type(Response::new(Full::new(Bytes::from(body))), metrics::CONTENT_TYPE)
         }
         "/probe" if is_get(&req) => probe(app, req).await,
         "/-/healthy" if is_get(&req) => text(StatusCode::OK, "Healthy.\n"),
@@ -74,30 +61,20 @@ async fn route(app: Arc<App>, req: HttpRequest) -> HttpResponse {
                 text(StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n")
             }
         }
-        "/-/reload" if req.method() == Method::POST || req.method() == Method::PUT => {
-            match app.reload().await {
-                Ok(()) => text(StatusCode::OK, "Configuration reloaded.\n"),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "Configuration not reloaded; the running configuration stays in force:\n{e}\n"
-                    ),
-                ),
-            }
-        }
+        "/-/reload" if req.method() == Method::POST || req.method() == Method::PUT => match app.reload().await {
+            Ok(()) => text(StatusCode::OK, "Configuration reloaded.\n"),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Configuration not reloaded; the running configuration stays in force:\n{e}\n"),
+            ),
+        },
         "/" if is_get(&req) => {
             let html = landing::render(&app);
-            with_type(
-                Response::new(Full::new(Bytes::from(html))),
-                "text/html; charset=utf-8",
-            )
+            with_type(Response::new(Full::new(Bytes::from(html))), "text/html; charset=utf-8")
         }
         "/metrics" | "/probe" | "/-/healthy" | "/-/ready" | "/" => method_not_allowed("GET, HEAD"),
         "/-/reload" => method_not_allowed("POST, PUT"),
-        other => text(
-            StatusCode::NOT_FOUND,
-            format!("not found: {other}; see / for the endpoints\n"),
-        ),
+        other => text(StatusCode::NOT_FOUND, format!("not found: {other}; see / for the endpoints\n")),
     }
 }
 
@@ -120,10 +97,7 @@ fn parse_query(query: &str) -> Result<ProbeQuery, String> {
                     "true" | "1" => true,
                     "false" | "0" => false,
                     _ => {
-                        return Err(format!(
-                            "debug must be true or false, not {:?}",
-                            truncate(&v, 40)
-                        ));
+                        return Err(format!("debug must be true or false, not {:?}", truncate(&v, 40)));
                     }
                 }
             }
@@ -132,14 +106,8 @@ fn parse_query(query: &str) -> Result<ProbeQuery, String> {
             _ => {}
         }
     }
-    let subscription = subscription
-        .filter(|s| !s.is_empty())
-        .ok_or("subscription parameter is missing")?;
-    Ok(ProbeQuery {
-        subscription,
-        probe: probe.filter(|p| !p.is_empty()),
-        debug,
-    })
+    let subscription = subscription.filter(|s| !s.is_empty()).ok_or("subscription parameter is missing")?;
+    Ok(ProbeQuery { subscription, probe: probe.filter(|p| !p.is_empty()), debug })
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -161,11 +129,7 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let config = app.config();
-    let Some(sub) = config
-        .subscriptions
-        .iter()
-        .find(|s| s.name == q.subscription)
-    else {
+    let Some(sub) = config.subscriptions.iter().find(|s| s.name == q.subscription) else {
         return text(
             StatusCode::BAD_REQUEST,
             format!(
@@ -196,11 +160,7 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| {
-            Duration::from_secs_f64(s)
-                .saturating_sub(SCRAPE_TIMEOUT_OFFSET)
-                .max(Duration::from_millis(100))
-        });
+        .map(|s| Duration::from_secs_f64(s).saturating_sub(SCRAPE_TIMEOUT_OFFSET).max(Duration::from_millis(100)));
 
     let mut set = tokio::task::JoinSet::new();
     for (i, p) in probes.iter().enumerate() {
@@ -218,27 +178,16 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
 
     let mut f = Families::default();
     for (i, r) in &runs {
-        let l = [
-            ("subscription", sub.name.as_str()),
-            ("probe", probes[*i].as_str()),
-        ];
+        let l = [("subscription", sub.name.as_str()), ("probe", probes[*i].as_str())];
         match &r.outcome {
             Outcome::Throttled { .. } => f.gauge(RUN_THROTTLED, &l, 1.0),
             o => {
-                f.gauge(
-                    names::PROBE_SUCCESS,
-                    &l,
-                    if *o == Outcome::Success { 1.0 } else { 0.0 },
-                );
+                f.gauge(names::PROBE_SUCCESS, &l, if *o == Outcome::Success { 1.0 } else { 0.0 });
                 f.gauge(RUN_THROTTLED, &l, 0.0);
                 if let Outcome::Failure(reason) = o {
                     f.gauge(
                         names::PROBE_LAST_FAILURE_REASON,
-                        &[
-                            ("subscription", &sub.name),
-                            ("probe", &probes[*i]),
-                            ("reason", reason.as_str()),
-                        ],
+                        &[("subscription", &sub.name), ("probe", &probes[*i]), ("reason", reason.as_str())],
                         1.0,
                     );
                 }
@@ -260,25 +209,15 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         1.0,
     );
     for admin in &sub.admins {
-        f.gauge(
-            names::SUBSCRIPTION_ADMIN_INFO,
-            &[("subscription", &sub.name), ("admin", admin)],
-            1.0,
-        );
+        f.gauge(names::SUBSCRIPTION_ADMIN_INFO, &[("subscription", &sub.name), ("admin", admin)], 1.0);
     }
     let exposition = f.encode();
     if !q.debug {
-        return with_type(
-            Response::new(Full::new(Bytes::from(exposition))),
-            metrics::CONTENT_TYPE,
-        );
+        return with_type(Response::new(Full::new(Bytes::from(exposition))), metrics::CONTENT_TYPE);
     }
     let mut out = String::new();
     for (i, r) in &runs {
-        out.push_str(&format!(
-            "Logs for probe {} of subscription {}:\n",
-            probes[*i], sub.name
-        ));
+        out.push_str(&format!("Logs for probe {} of subscription {}:\n", probes[*i], sub.name));
         for line in &r.log {
             out.push_str(line);
             out.push('\n');
@@ -299,30 +238,12 @@ mod tests {
     #[test]
     fn query_parsing() {
         let q = parse_query("subscription=contoso&probe=exchange&debug=true").unwrap();
-        assert_eq!(
-            (q.subscription.as_str(), q.probe.as_deref(), q.debug),
-            ("contoso", Some("exchange"), true)
-        );
+        assert_eq!((q.subscription.as_str(), q.probe.as_deref(), q.debug), ("contoso", Some("exchange"), true));
         let q = parse_query("subscription=a%20b&module=x").unwrap();
-        assert_eq!(
-            (q.subscription.as_str(), q.probe, q.debug),
-            ("a b", None, false)
-        );
-        assert_eq!(
-            parse_query("probe=x").err().unwrap(),
-            "subscription parameter is missing"
-        );
-        assert_eq!(
-            parse_query("subscription=").err().unwrap(),
-            "subscription parameter is missing"
-        );
-        assert_eq!(
-            parse_query("subscription=a&debug=yes").err().unwrap(),
-            "debug must be true or false, not \"yes\""
-        );
-        assert_eq!(
-            parse_query("subscription=a&subscription=b").err().unwrap(),
-            "subscription given more than once"
-        );
+        assert_eq!((q.subscription.as_str(), q.probe, q.debug), ("a b", None, false));
+        assert_eq!(parse_query("probe=x").err().unwrap(), "subscription parameter is missing");
+        assert_eq!(parse_query("subscription=").err().unwrap(), "subscription parameter is missing");
+        assert_eq!(parse_query("subscription=a&debug=yes").err().unwrap(), "debug must be true or false, not \"yes\"");
+        assert_eq!(parse_query("subscription=a&subscription=b").err().unwrap(), "subscription given more than once");
     }
 }

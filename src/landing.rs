@@ -35,10 +35,7 @@ fn when(ts: Option<f64>, now: f64) -> String {
 
 fn result_cell(p: &ProbeState) -> (&'static str, String) {
     match (p.last_success, p.last_throttle) {
-        (_, Some(ra)) => (
-            "throttled",
-            format!("throttled, retry after {}s", ra.as_secs()),
-        ),
+        (_, Some(ra)) => ("throttled", format!("throttled, retry after {}s", ra.as_secs())),
         (Some(true), None) => ("ok", "success".into()),
         (Some(false), None) => ("fail", "failure".into()),
         (None, None) => ("pending", "not run yet".into()),
@@ -66,20 +63,16 @@ pub fn render(app: &App) -> String {
         escape(app.build.revision),
         escape(app.build.rustc_version),
         when(Some(snap.reload.last_success_at), now),
-        if snap.reload.last_successful {
-            "succeeded"
-        } else {
-            "FAILED (the previous configuration stays in force)"
-        },
+        if snap.reload.last_successful { "succeeded" } else { "FAILED (the previous configuration stays in force)" },
     );
-    let _ = write!(h, "<h2>Subscriptions ({})</h2>\n", snap.subscriptions.len());
+    let _ = writeln!(h, "<h2>Subscriptions ({})</h2>", snap.subscriptions.len());
     if snap.subscriptions.is_empty() {
         h.push_str("<p>No subscriptions are configured.</p>\n");
     }
     for (name, st) in &snap.subscriptions {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<h3 id=\"{0}\">{0}</h3>\n<p>Tenant <code>{1}</code>, cloud {2}, credential {3}; admins: {4}. <a href=\"probe?subscription={0}&amp;debug=true\">Probe now (debug)</a></p>\n",
+            "<h3 id=\"{0}\">{0}</h3>\n<p>Tenant <code>{1}</code>, cloud {2}, credential {3}; admins: {4}. <a href=\"probe?subscription={0}&amp;debug=true\">Probe now (debug)</a></p>",
             escape(name),
             escape(&st.tenant_id),
             escape(&st.cloud),
@@ -89,19 +82,14 @@ pub fn render(app: &App) -> String {
         h.push_str("<table><tr><th>Probe</th><th>Type</th><th>Last result</th><th>Latency</th><th>Failure reason</th><th>Last run</th><th>Last success</th></tr>\n");
         for (probe, p) in &st.probes {
             let (class, result) = result_cell(p);
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(probe),
                 escape(&p.type_name),
                 escape(&result),
-                p.last_duration
-                    .map(|d| format!("{:.3} s", d.as_secs_f64()))
-                    .unwrap_or_else(|| "-".into()),
-                p.last_failure
-                    .filter(|_| p.last_success == Some(false))
-                    .map(|r| r.as_str())
-                    .unwrap_or("-"),
+                p.last_duration.map(|d| format!("{:.3} s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
+                p.last_failure.filter(|_| p.last_success == Some(false)).map(|r| r.as_str()).unwrap_or("-"),
                 escape(&when(p.last_run, now)),
                 escape(&when(p.last_success_at, now)),
             );
@@ -114,14 +102,10 @@ pub fn render(app: &App) -> String {
                 .filter(|s| !crate::probe::is_operational(&s.status))
                 .map(|s| format!("{} ({})", s.name, s.status))
                 .collect();
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<p>Microsoft service health: {}; {} unresolved issues.</p>\n",
-                if bad.is_empty() {
-                    "all services operational".to_string()
-                } else {
-                    escape(&bad.join(", "))
-                },
+                "<p>Microsoft service health: {}; {} unresolved issues.</p>",
+                if bad.is_empty() { "all services operational".to_string() } else { escape(&bad.join(", ")) },
                 health.issues.values().sum::<u64>()
             );
         }
@@ -136,9 +120,6 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

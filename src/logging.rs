@@ -44,16 +44,10 @@ impl LogLevel {
 
 /// Installs the global subscriber (stderr). Calling it twice is harmless.
 pub fn init(level: LogLevel, format: LogFormat) {
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level.filter())
-        .with_ansi(false);
+    let builder =
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level.filter()).with_ansi(false);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
     };
 }
@@ -67,10 +61,7 @@ pub fn push_pair(out: &mut String, key: &str, value: &str) {
     out.push(' ');
     out.push_str(key);
     out.push('=');
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| c == ' ' || c == '=' || c == '"' || c.is_control());
+    let needs_quotes = value.is_empty() || value.chars().any(|c| c == ' ' || c == '=' || c == '"' || c.is_control());
     if !needs_quotes {
         out.push_str(value);
         return;
@@ -119,24 +110,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let mut f = Fields {
-            msg: String::new(),
-            rest: String::new(),
-        };
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut f = Fields { msg: String::new(), rest: String::new() };
         event.record(&mut f);
         let now = httpdate_rfc3339(std::time::SystemTime::now());
         let mut line = format!("ts={now}");
-        push_pair(
-            &mut line,
-            "level",
-            &event.metadata().level().as_str().to_ascii_lowercase(),
-        );
+        push_pair(&mut line, "level", &event.metadata().level().as_str().to_ascii_lowercase());
         push_pair(&mut line, "target", event.metadata().target());
         push_pair(&mut line, "msg", &f.msg);
         line.push_str(&f.rest);
@@ -179,19 +158,13 @@ mod tests {
         push_pair(&mut s, "b", "two words");
         push_pair(&mut s, "c", "q\"uote\x1b[31m\n");
         push_pair(&mut s, "d", "");
-        assert_eq!(
-            s,
-            r#" a=plain b="two words" c="q\"uote\u{001b}[31m\n" d="""#
-        );
+        assert_eq!(s, r#" a=plain b="two words" c="q\"uote\u{001b}[31m\n" d="""#);
     }
 
     #[test]
     fn rfc3339() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_733_312_345_678);
         assert_eq!(httpdate_rfc3339(t), "2024-12-04T11:39:05.678Z");
-        assert_eq!(
-            httpdate_rfc3339(std::time::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000Z"
-        );
+        assert_eq!(httpdate_rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -2,9 +2,7 @@
 //! scrape (so removed subscriptions leave no stale series), encoded in the
 //! text format 0.0.4.
 
-use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-};
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
 use crate::probe::is_operational;
 use crate::state::{DURATION_BUCKETS, ProbeState, Snapshot};
@@ -19,30 +17,19 @@ pub mod names {
         "m365mon_probe_success",
         "1 if the last completed run of the probe succeeded, 0 if it failed (throttled runs do not change it).",
     );
-    pub const PROBE_DURATION: (&str, &str) = (
-        "m365mon_probe_duration_seconds",
-        "Duration of completed probe runs, sign-in included.",
-    );
-    pub const PROBE_RUNS: (&str, &str) = (
-        "m365mon_probe_runs_total",
-        "Completed probe runs, successful or failed; throttled runs are not counted.",
-    );
-    pub const PROBE_FAILURES: (&str, &str) = (
-        "m365mon_probe_failures_total",
-        "Failed probe runs by reason.",
-    );
+    pub const PROBE_DURATION: (&str, &str) =
+        ("m365mon_probe_duration_seconds", "Duration of completed probe runs, sign-in included.");
+    pub const PROBE_RUNS: (&str, &str) =
+        ("m365mon_probe_runs_total", "Completed probe runs, successful or failed; throttled runs are not counted.");
+    pub const PROBE_FAILURES: (&str, &str) = ("m365mon_probe_failures_total", "Failed probe runs by reason.");
     pub const PROBE_THROTTLED: (&str, &str) = (
         "m365mon_probe_throttled_total",
         "Probe runs answered with throttling (429, or 503 with Retry-After); neither success nor failure.",
     );
-    pub const PROBE_LAST_RUN: (&str, &str) = (
-        "m365mon_probe_last_run_timestamp_seconds",
-        "When the last run of the probe finished, whatever its outcome.",
-    );
-    pub const PROBE_LAST_SUCCESS: (&str, &str) = (
-        "m365mon_probe_last_success_timestamp_seconds",
-        "When the last successful run of the probe finished.",
-    );
+    pub const PROBE_LAST_RUN: (&str, &str) =
+        ("m365mon_probe_last_run_timestamp_seconds", "When the last run of the probe finished, whatever its outcome.");
+    pub const PROBE_LAST_SUCCESS: (&str, &str) =
+        ("m365mon_probe_last_success_timestamp_seconds", "When the last successful run of the probe finished.");
     pub const PROBE_LAST_FAILURE_REASON: (&str, &str) = (
         "m365mon_probe_last_failure_reason",
         "1 with the reason of the last completed run while it failed; absent after a success.",
@@ -55,38 +42,24 @@ pub mod names {
         "m365mon_service_operational",
         "1 if Microsoft reports the service as healthy (serviceOperational, serviceRestored, falsePositive, postIncidentReviewPublished, resolved, resolvedExternal), else 0.",
     );
-    pub const SERVICE_ISSUES_ACTIVE: (&str, &str) = (
-        "m365mon_service_issues_active",
-        "Unresolved Microsoft service-health issues by service and classification.",
-    );
-    pub const SUBSCRIPTION_INFO: (&str, &str) = (
-        "m365mon_subscription_info",
-        "1 per configured subscription, with its tenant, cloud and credential.",
-    );
-    pub const SUBSCRIPTION_ADMIN_INFO: (&str, &str) = (
-        "m365mon_subscription_admin_info",
-        "1 per owning admin of a subscription.",
-    );
-    pub const TOKEN_REQUESTS: (&str, &str) = (
-        "m365mon_token_requests_total",
-        "Token requests sent to Entra ID for the subscription.",
-    );
-    pub const TOKEN_FAILURES: (&str, &str) = (
-        "m365mon_token_request_failures_total",
-        "Failed token requests by reason.",
-    );
-    pub const CREDENTIAL_EXPIRY: (&str, &str) = (
-        "m365mon_credential_expiry_timestamp_seconds",
-        "When the certificate of a certificate credential expires.",
-    );
+    pub const SERVICE_ISSUES_ACTIVE: (&str, &str) =
+        ("m365mon_service_issues_active", "Unresolved Microsoft service-health issues by service and classification.");
+    pub const SUBSCRIPTION_INFO: (&str, &str) =
+        ("m365mon_subscription_info", "1 per configured subscription, with its tenant, cloud and credential.");
+    pub const SUBSCRIPTION_ADMIN_INFO: (&str, &str) =
+        ("m365mon_subscription_admin_info", "1 per owning admin of a subscription.");
+    pub const TOKEN_REQUESTS: (&str, &str) =
+        ("m365mon_token_requests_total", "Token requests sent to Entra ID for the subscription.");
+    pub const TOKEN_FAILURES: (&str, &str) =
+        ("m365mon_token_request_failures_total", "Failed token requests by reason.");
+    pub const CREDENTIAL_EXPIRY: (&str, &str) =
+        ("m365mon_credential_expiry_timestamp_seconds", "When the certificate of a certificate credential expires.");
     pub const BUILD_INFO: (&str, &str) = (
         "m365mon_build_info",
         "A metric with a constant '1' value labeled by version, revision and rustc_version from which m365mon was built.",
     );
-    pub const RELOAD_OK: (&str, &str) = (
-        "m365mon_config_last_reload_successful",
-        "1 if the last configuration load succeeded.",
-    );
+    pub const RELOAD_OK: (&str, &str) =
+        ("m365mon_config_last_reload_successful", "1 if the last configuration load succeeded.");
     pub const RELOAD_TS: (&str, &str) = (
         "m365mon_config_last_reload_success_timestamp_seconds",
         "When the configuration was last loaded successfully.",
@@ -176,11 +149,7 @@ impl Families {
 
     /// Encodes as text 0.0.4, dropping families without samples.
     pub fn encode(self) -> String {
-        let fams: Vec<MetricFamily> = self
-            .0
-            .into_iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .collect();
+        let fams: Vec<MetricFamily> = self.0.into_iter().filter(|f| !f.get_metric().is_empty()).collect();
         let mut out = String::new();
         // Encoding into a String cannot fail for well-formed families.
         if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&fams, &mut out) {
@@ -220,15 +189,7 @@ pub fn add_probe(f: &mut Families, sub: &str, probe: &str, p: &ProbeState) {
     f.histogram(PROBE_DURATION, &l, p);
     f.counter(PROBE_RUNS, &l, p.runs as f64);
     for (reason, n) in &p.failures {
-        f.counter(
-            PROBE_FAILURES,
-            &[
-                ("subscription", sub),
-                ("probe", probe),
-                ("reason", reason.as_str()),
-            ],
-            *n as f64,
-        );
+        f.counter(PROBE_FAILURES, &[("subscription", sub), ("probe", probe), ("reason", reason.as_str())], *n as f64);
     }
     f.counter(PROBE_THROTTLED, &l, p.throttled as f64);
     if let Some(t) = p.last_run {
@@ -238,15 +199,7 @@ pub fn add_probe(f: &mut Families, sub: &str, probe: &str, p: &ProbeState) {
         f.gauge(PROBE_LAST_SUCCESS, &l, t);
     }
     if let (Some(false), Some(r)) = (p.last_success, p.last_failure) {
-        f.gauge(
-            PROBE_LAST_FAILURE_REASON,
-            &[
-                ("subscription", sub),
-                ("probe", probe),
-                ("reason", r.as_str()),
-            ],
-            1.0,
-        );
+        f.gauge(PROBE_LAST_FAILURE_REASON, &[("subscription", sub), ("probe", probe), ("reason", r.as_str())], 1.0);
     }
 }
 
@@ -254,15 +207,7 @@ pub fn add_probe(f: &mut Families, sub: &str, probe: &str, p: &ProbeState) {
 pub fn add_health(f: &mut Families, sub: &str, h: &crate::probe::HealthSnapshot) {
     use names::*;
     for s in &h.services {
-        f.gauge(
-            SERVICE_HEALTH_STATUS,
-            &[
-                ("subscription", sub),
-                ("service_name", &s.name),
-                ("status", &s.status),
-            ],
-            1.0,
-        );
+        f.gauge(SERVICE_HEALTH_STATUS, &[("subscription", sub), ("service_name", &s.name), ("status", &s.status)], 1.0);
         f.gauge(
             SERVICE_OPERATIONAL,
             &[("subscription", sub), ("service_name", &s.name)],
@@ -278,29 +223,17 @@ pub fn add_health(f: &mut Families, sub: &str, h: &crate::probe::HealthSnapshot)
     }
     for service in names_seen {
         for class in ["incident", "advisory"] {
-            let n = h
-                .issues
-                .get(&(service.to_string(), class.to_string()))
-                .copied()
-                .unwrap_or(0);
+            let n = h.issues.get(&(service.to_string(), class.to_string())).copied().unwrap_or(0);
             f.gauge(
                 SERVICE_ISSUES_ACTIVE,
-                &[
-                    ("subscription", sub),
-                    ("service_name", service),
-                    ("classification", class),
-                ],
+                &[("subscription", sub), ("service_name", service), ("classification", class)],
                 n as f64,
             );
         }
         if let Some(n) = h.issues.get(&(service.to_string(), "unknown".to_string())) {
             f.gauge(
                 SERVICE_ISSUES_ACTIVE,
-                &[
-                    ("subscription", sub),
-                    ("service_name", service),
-                    ("classification", "unknown"),
-                ],
+                &[("subscription", sub), ("service_name", service), ("classification", "unknown")],
                 *n as f64,
             );
         }
@@ -312,9 +245,7 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
     use names::*;
     let mut f = Families::default();
     // Probe families first, in contract order.
-    for def in [PROBE_SUCCESS] {
-        f.declare(def, MetricType::GAUGE);
-    }
+    f.declare(PROBE_SUCCESS, MetricType::GAUGE);
     f.declare(PROBE_DURATION, MetricType::HISTOGRAM);
     for (name, st) in &snapshot.subscriptions {
         for (probe, p) in &st.probes {
@@ -338,25 +269,13 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
             1.0,
         );
         for admin in &st.admins {
-            f.gauge(
-                SUBSCRIPTION_ADMIN_INFO,
-                &[("subscription", name), ("admin", admin)],
-                1.0,
-            );
+            f.gauge(SUBSCRIPTION_ADMIN_INFO, &[("subscription", name), ("admin", admin)], 1.0);
         }
     }
     for (name, st) in &snapshot.subscriptions {
-        f.counter(
-            TOKEN_REQUESTS,
-            &[("subscription", name)],
-            st.token_requests as f64,
-        );
+        f.counter(TOKEN_REQUESTS, &[("subscription", name)], st.token_requests as f64);
         for (reason, n) in &st.token_failures {
-            f.counter(
-                TOKEN_FAILURES,
-                &[("subscription", name), ("reason", reason.as_str())],
-                *n as f64,
-            );
+            f.counter(TOKEN_FAILURES, &[("subscription", name), ("reason", reason.as_str())], *n as f64);
         }
     }
     for (cred, ts) in &snapshot.credential_expiry {
@@ -364,11 +283,7 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
     }
     f.gauge(
         BUILD_INFO,
-        &[
-            ("version", build.version),
-            ("revision", build.revision),
-            ("rustc_version", build.rustc_version),
-        ],
+        &[("version", build.version), ("revision", build.revision), ("rustc_version", build.rustc_version)],
         1.0,
     );
     f.gauge(RELOAD_OK, &[], bool_f(snapshot.reload.last_successful));

@@ -14,15 +14,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         None => serve(cli).await,
         Some(Command::CheckConfig) => check_config(&cli),
-        Some(Command::Simulate {
-            listen,
-            tenants,
-            scenario,
-        }) => crate::demo::simulate(listen, tenants.as_deref(), scenario.as_deref()).await,
-        Some(Command::Demo {
-            listen_address,
-            sim_listen_address,
-        }) => crate::demo::demo(listen_address, sim_listen_address).await,
+        Some(Command::Simulate { listen, tenants, scenario }) => {
+            crate::demo::simulate(listen, tenants.as_deref(), scenario.as_deref()).await
+        }
+        Some(Command::Demo { listen_address, sim_listen_address }) => {
+            crate::demo::demo(listen_address, sim_listen_address).await
+        }
     }
 }
 
@@ -42,9 +39,7 @@ fn check_config(cli: &Cli) -> ExitCode {
 
 /// Binds `addr`, with an error naming it.
 pub async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -105,10 +100,7 @@ async fn serve(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!(
-                "m365mon: not starting: {} is invalid (see above)",
-                cli.config_file.display()
-            );
+            eprintln!("m365mon: not starting: {} is invalid (see above)", cli.config_file.display());
             return ExitCode::FAILURE;
         }
     };

@@ -9,11 +9,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::auth::{TokenObserver, TokenProvider};
-use crate::config::Config;
+use crate::config::{Config, ProbeConfig, Subscription};
 use crate::graph::GraphClient;
-use crate::probe::{
-    self, FailureReason, HealthSnapshot, Outcome, ProbeContext, ProbeLog, Workload,
-};
+use crate::probe::{self, FailureReason, HealthSnapshot, Outcome, ProbeContext, ProbeLog, RunDetails, Workload};
 use crate::state::Store;
 
 /// Whether a run is the scheduler's (recorded in the store) or a `/probe` request's (not recorded).
@@ -41,12 +39,105 @@ pub struct RunRecord {
     pub health: Option<HealthSnapshot>,
 }
 
+/// Executes one probe attempt. The real one talks to Entra ID and Graph;
+/// tests substitute one that sleeps and answers on a script, so the
+/// scheduler and runner can be tested under paused time.
+pub trait Execute: Send + Sync + 'static {
+    /// One attempt of `probe` for `sub`; the runner applies the timeout.
+    fn execute<'a>(
+        &'a self,
+        config: &'a Config,
+        sub: &'a Subscription,
+        probe: &'a ProbeConfig,
+        log: &'a mut ProbeLog,
+    ) -> BoxFuture<'a, (Outcome, RunDetails)>;
+
+    /// Called when a reload replaced `old` by `new`.
+    fn reconfigure(&self, old: &Config, new: &Config) {
+        let _ = (old, new);
+    }
+}
+
+/// A boxed future borrowing its arguments.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 struct Endpoints {
     tokens: Arc<TokenProvider>,
     graph: GraphClient,
-    semaphore: Arc<Semaphore>,
-    key: (String, String, usize),
+    key: (String, String),
 }
+
+/// The real executor: sign-in and Graph.
+pub struct GraphExecutor {
+    http: reqwest::Client,
+    store: Arc<Store>,
+    endpoints: RwLock<Arc<Endpoints>>,
+}
+
+impl GraphExecutor {
+    /// An executor for `config`'s endpoints; token requests are counted in `store`.
+    pub fn new(http: reqwest::Client, config: &Config, store: Arc<Store>) -> Self {
+        let endpoints = RwLock::new(Arc::new(Self::endpoints(&http, config, &store)));
+        GraphExecutor { http, store, endpoints }
+    }
+
+    fn endpoints(http: &reqwest::Client, config: &Config, store: &Arc<Store>) -> Endpoints {
+        let g = &config.global;
+        let s = store.clone();
+        let observer: TokenObserver = Arc::new(move |sub: &str, r: Result<(), FailureReason>| s.record_token(sub, r));
+        Endpoints {
+            tokens: Arc::new(TokenProvider::new(http.clone(), &g.authority_host, &g.graph_endpoint, observer)),
+            graph: GraphClient::new(http.clone(), &g.graph_endpoint),
+            key: (g.authority_host.clone(), g.graph_endpoint.clone()),
+        }
+    }
+}
+
+impl Execute for GraphExecutor {
+    fn execute<'a>(
+        &'a self,
+        config: &'a Config,
+        sub: &'a Subscription,
+        probe: &'a ProbeConfig,
+        log: &'a mut ProbeLog,
+    ) -> BoxFuture<'a, (Outcome, RunDetails)> {
+        Box::pin(async move {
+            let endpoints = self.endpoints.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(credential) = config.credential_of(sub) else {
+                log.line(format!("credential {} is not configured", sub.credential));
+                return (Outcome::Failure(FailureReason::AuthFailed), RunDetails::default());
+            };
+            let ctx = ProbeContext {
+                subscription: sub,
+                credential,
+                global: &config.global,
+                tokens: &endpoints.tokens,
+                graph: &endpoints.graph,
+            };
+            probe::run(&probe.kind, &ctx, log).await
+        })
+    }
+
+    fn reconfigure(&self, old: &Config, new: &Config) {
+        let current = self.endpoints.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current.key != (new.global.authority_host.clone(), new.global.graph_endpoint.clone()) {
+            *self.endpoints.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(Self::endpoints(&self.http, new, &self.store));
+            return;
+        }
+        // Same endpoints: keep cached tokens except for credentials that changed.
+        let changed: Vec<String> = old
+            .credentials
+            .iter()
+            .filter(|(name, c)| new.credentials.get(*name) != Some(*c))
+            .map(|(name, _)| name.clone())
+            .collect();
+        current.tokens.forget_credentials(&changed);
+    }
+}
+
+/// Held while a probe runs, so it never overlaps itself.
+type RunLock = Arc<tokio::sync::Mutex<()>>;
 
 /// Shared by the scheduler and the HTTP handlers.
 #[derive(Clone)]
@@ -55,45 +146,29 @@ pub struct Runner {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    executor: Arc<dyn Execute>,
     config: RwLock<Arc<Config>>,
-    endpoints: RwLock<Arc<Endpoints>>,
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    semaphore: RwLock<(usize, Arc<Semaphore>)>,
+    locks: Mutex<HashMap<(String, String), RunLock>>,
     gates: Mutex<HashMap<(String, Workload), Instant>>,
     store: Arc<Store>,
 }
 
-fn endpoints_for(http: &reqwest::Client, config: &Config, store: &Arc<Store>) -> Endpoints {
-    let g = &config.global;
-    let s = store.clone();
-    let observer: TokenObserver =
-        Arc::new(move |sub: &str, r: Result<(), FailureReason>| s.record_token(sub, r));
-    Endpoints {
-        tokens: Arc::new(TokenProvider::new(
-            http.clone(),
-            &g.authority_host,
-            &g.graph_endpoint,
-            observer,
-        )),
-        graph: GraphClient::new(http.clone(), &g.graph_endpoint),
-        semaphore: Arc::new(Semaphore::new(g.max_concurrent_probes.max(1))),
-        key: (
-            g.authority_host.clone(),
-            g.graph_endpoint.clone(),
-            g.max_concurrent_probes,
-        ),
-    }
-}
-
 impl Runner {
-    /// A runner for `config`, recording into `store`.
+    /// A runner for `config` that probes Entra ID and Graph, recording into `store`.
     pub fn new(http: reqwest::Client, config: Arc<Config>, store: Arc<Store>) -> Self {
-        let endpoints = Arc::new(endpoints_for(&http, &config, &store));
+        let executor = Arc::new(GraphExecutor::new(http, &config, store.clone()));
+        Self::with_executor(executor, config, store)
+    }
+
+    /// A runner with another executor (tests).
+    pub fn with_executor(executor: Arc<dyn Execute>, config: Arc<Config>, store: Arc<Store>) -> Self {
+        let limit = config.global.max_concurrent_probes.max(1);
         Runner {
             inner: Arc::new(Inner {
-                http,
+                executor,
                 config: RwLock::new(config),
-                endpoints: RwLock::new(endpoints),
+                semaphore: RwLock::new((limit, Arc::new(Semaphore::new(limit)))),
                 locks: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 store,
@@ -103,11 +178,7 @@ impl Runner {
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        self.inner
-            .config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The store results go to.
@@ -119,33 +190,14 @@ impl Runner {
     /// or that credential changed.
     pub fn set_config(&self, config: Arc<Config>) {
         let old = self.config();
-        let g = &config.global;
-        let key = (
-            g.authority_host.clone(),
-            g.graph_endpoint.clone(),
-            g.max_concurrent_probes,
-        );
-        let current = self
-            .inner
-            .endpoints
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if current.key != key {
-            *self
-                .inner
-                .endpoints
-                .write()
-                .unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(endpoints_for(&self.inner.http, &config, &self.inner.store));
-        } else {
-            let changed: Vec<String> = old
-                .credentials
-                .iter()
-                .filter(|(name, c)| config.credentials.get(*name) != Some(*c))
-                .map(|(name, _)| name.clone())
-                .collect();
-            current.tokens.forget_credentials(&changed);
+        self.inner.executor.reconfigure(&old, &config);
+        let limit = config.global.max_concurrent_probes.max(1);
+        {
+            let mut sem = self.inner.semaphore.write().unwrap_or_else(|e| e.into_inner());
+            if sem.0 != limit {
+                // Runs holding permits of the old semaphore finish under the old limit.
+                *sem = (limit, Arc::new(Semaphore::new(limit)));
+            }
         }
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
@@ -153,10 +205,7 @@ impl Runner {
     /// When the workload's throttling of `sub` ends, if it has not yet.
     pub fn throttled_until(&self, sub: &str, workload: Workload) -> Option<Instant> {
         let gates = self.inner.gates.lock().unwrap_or_else(|e| e.into_inner());
-        gates
-            .get(&(sub.to_string(), workload))
-            .copied()
-            .filter(|t| *t > Instant::now())
+        gates.get(&(sub.to_string(), workload)).copied().filter(|t| *t > Instant::now())
     }
 
     fn close_gate(&self, sub: &str, workload: Workload, retry_after: Duration) {
@@ -170,15 +219,11 @@ impl Runner {
         let config = self.config();
         let subscription = config.subscriptions.iter().find(|s| s.name == sub)?;
         let probe_cfg = subscription.probes.iter().find(|p| p.name == probe)?;
-        let credential = config.credential_of(subscription)?;
         let workload = Workload::of(&probe_cfg.kind);
 
         let lock = {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks
-                .entry((sub.to_string(), probe.to_string()))
-                .or_default()
-                .clone()
+            locks.entry((sub.to_string(), probe.to_string())).or_default().clone()
         };
         let _running = lock.lock().await;
 
@@ -188,10 +233,7 @@ impl Runner {
                 Mode::OnDemand { .. } => {
                     let retry_after = until - Instant::now();
                     return Some(RunRecord {
-                        outcome: Outcome::Throttled {
-                            workload,
-                            retry_after,
-                        },
+                        outcome: Outcome::Throttled { workload, retry_after },
                         duration: Duration::ZERO,
                         log: vec![format!(
                             "not sent: {} is throttled for this subscription for another {}s",
@@ -204,23 +246,11 @@ impl Runner {
             }
         }
 
-        let endpoints = self
-            .inner
-            .endpoints
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let _permit = endpoints.semaphore.clone().acquire_owned().await.ok()?;
+        let semaphore = self.inner.semaphore.read().unwrap_or_else(|e| e.into_inner()).1.clone();
+        let _permit = semaphore.acquire_owned().await.ok()?;
         let timeout = match mode {
             Mode::OnDemand { deadline: Some(d) } => probe_cfg.timeout.min(d),
             _ => probe_cfg.timeout,
-        };
-        let ctx = ProbeContext {
-            subscription,
-            credential,
-            global: &config.global,
-            tokens: &endpoints.tokens,
-            graph: &endpoints.graph,
         };
         let mut log = ProbeLog::new();
         log.line(format!(
@@ -230,7 +260,8 @@ impl Runner {
         ));
         let started = Instant::now();
         let result =
-            tokio::time::timeout(timeout, probe::run(&probe_cfg.kind, &ctx, &mut log)).await;
+            tokio::time::timeout(timeout, self.inner.executor.execute(&config, subscription, probe_cfg, &mut log))
+                .await;
         let duration = started.elapsed();
         let (outcome, details) = match result {
             Ok(r) => r,
@@ -239,11 +270,7 @@ impl Runner {
                 (Outcome::Failure(FailureReason::Timeout), Default::default())
             }
         };
-        if let Outcome::Throttled {
-            workload,
-            retry_after,
-        } = &outcome
-        {
+        if let Outcome::Throttled { workload, retry_after } = &outcome {
             self.close_gate(sub, *workload, *retry_after);
         }
         log.line(match &outcome {
@@ -254,15 +281,8 @@ impl Runner {
             }
         });
         if mode == Mode::Scheduled {
-            self.inner
-                .store
-                .record(sub, probe, &outcome, duration, details.health.clone());
+            self.inner.store.record(sub, probe, &outcome, duration, details.health.clone());
         }
-        Some(RunRecord {
-            outcome,
-            duration,
-            log: log.lines().to_vec(),
-            health: details.health,
-        })
+        Some(RunRecord { outcome, duration, log: log.lines().to_vec(), health: details.health })
     }
 }

@@ -53,33 +53,22 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler with no tasks; call [`Scheduler::apply`].
     pub fn new(runner: Runner) -> Self {
-        Scheduler {
-            runner,
-            tasks: Mutex::new(HashMap::new()),
-        }
+        Scheduler { runner, tasks: Mutex::new(HashMap::new()) }
     }
 
     /// Starts tasks for new probes, stops those of removed probes and
     /// restarts those whose interval changed. Others keep their rhythm.
     pub fn apply(&self, config: &Config) {
-        let now_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let now_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let mut wanted = HashMap::new();
         for sub in &config.subscriptions {
             for p in &sub.probes {
-                wanted.insert(
-                    (sub.name.clone(), p.name.clone()),
-                    (p.interval, Workload::of(&p.kind)),
-                );
+                wanted.insert((sub.name.clone(), p.name.clone()), (p.interval, Workload::of(&p.kind)));
             }
         }
         tasks.retain(|key, task| {
-            let keep = wanted
-                .get(key)
-                .is_some_and(|(interval, _)| *interval == task.interval);
+            let keep = wanted.get(key).is_some_and(|(interval, _)| *interval == task.interval);
             if !keep {
                 task.handle.abort();
             }
@@ -157,10 +146,7 @@ mod tests {
         let a = offset("contoso", "exchange", i);
         assert_eq!(a, offset("contoso", "exchange", i));
         assert!(a < i);
-        assert_ne!(
-            offset("contoso", "exchange", i),
-            offset("contoso", "teams", i)
-        );
+        assert_ne!(offset("contoso", "exchange", i), offset("contoso", "teams", i));
         // ("ab","c") and ("a","bc") must not collide by concatenation.
         assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
     }
@@ -182,21 +168,9 @@ mod tests {
     #[test]
     fn phase_delay() {
         let i = Duration::from_secs(60);
-        assert_eq!(
-            delay_to_phase(120_000, Duration::from_secs(10), i),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            delay_to_phase(125_000, Duration::from_secs(10), i),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            delay_to_phase(131_000, Duration::from_secs(10), i),
-            Duration::from_secs(59)
-        );
-        assert_eq!(
-            delay_to_phase(130_000, Duration::from_secs(10), i),
-            Duration::ZERO
-        );
+        assert_eq!(delay_to_phase(120_000, Duration::from_secs(10), i), Duration::from_secs(10));
+        assert_eq!(delay_to_phase(125_000, Duration::from_secs(10), i), Duration::from_secs(5));
+        assert_eq!(delay_to_phase(131_000, Duration::from_secs(10), i), Duration::from_secs(59));
+        assert_eq!(delay_to_phase(130_000, Duration::from_secs(10), i), Duration::ZERO);
     }
 }

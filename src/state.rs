@@ -9,16 +9,11 @@ use crate::config::{CertificateCredential, Config, CredentialKind};
 use crate::probe::{FailureReason, HealthSnapshot, Outcome};
 
 /// Upper bounds of the `m365mon_probe_duration_seconds` buckets.
-pub const DURATION_BUCKETS: [f64; 12] = [
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0,
-];
+pub const DURATION_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0];
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// A fixed-bucket histogram.
@@ -33,10 +28,7 @@ pub struct Histogram {
 impl Histogram {
     /// Adds one observation.
     pub fn observe(&mut self, secs: f64) {
-        let i = DURATION_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
+        let i = DURATION_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(DURATION_BUCKETS.len());
         self.counts[i] += 1;
         self.sum += secs;
     }
@@ -163,17 +155,10 @@ impl Store {
             for p in &sub.probes {
                 let ps = st.probes.entry(p.name.clone()).or_default();
                 if ps.type_name != p.kind.type_name() {
-                    *ps = ProbeState {
-                        type_name: p.kind.type_name().to_string(),
-                        ..Default::default()
-                    };
+                    *ps = ProbeState { type_name: p.kind.type_name().to_string(), ..Default::default() };
                 }
             }
-            if !sub
-                .probes
-                .iter()
-                .any(|p| p.kind == crate::config::ProbeKind::ServiceHealth)
-            {
+            if !sub.probes.iter().any(|p| p.kind == crate::config::ProbeKind::ServiceHealth) {
                 st.health = None;
             }
         }

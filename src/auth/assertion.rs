@@ -29,12 +29,7 @@ pub fn thumbprint_s256(der: &[u8]) -> String {
 
 /// Signs a fresh assertion for `token_url`. The error text names the key
 /// file, never its contents.
-pub fn sign(
-    cert: &CertificateCredential,
-    client_id: &str,
-    token_url: &str,
-    now_unix: u64,
-) -> Result<String, String> {
+pub fn sign(cert: &CertificateCredential, client_id: &str, token_url: &str, now_unix: u64) -> Result<String, String> {
     let key = EncodingKey::from_rsa_pem(cert.private_key_pem.expose().as_bytes())
         .map_err(|e| format!("private key {}: {e}", cert.private_key_file.display()))?;
     let mut header = Header::new(Algorithm::PS256);
@@ -49,6 +44,5 @@ pub fn sign(
         iat: now_unix,
         exp: now_unix + LIFETIME_SECS,
     };
-    jsonwebtoken::encode(&header, &claims, &key)
-        .map_err(|e| format!("signing the client assertion failed: {e}"))
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("signing the client assertion failed: {e}"))
 }

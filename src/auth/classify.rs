@@ -7,9 +7,7 @@ use crate::probe::FailureReason;
 pub fn classify_error(error: &str, codes: &[u64]) -> FailureReason {
     for code in codes {
         let reason = match code {
-            7000215 | 700027 | 700024 | 50012 | 50048 | 50027 | 700023 | 700025 => {
-                FailureReason::CredentialInvalid
-            }
+            7000215 | 700027 | 700024 | 50012 | 50048 | 50027 | 700023 | 700025 => FailureReason::CredentialInvalid,
             7000222 => FailureReason::CredentialExpired,
             700016 | 65001 | 7000112 | 500011 => FailureReason::NotConsented,
             90002 | 90038 => FailureReason::TenantNotFound,
@@ -33,61 +31,22 @@ mod tests {
 
     #[test]
     fn codes_win_over_error_strings() {
-        assert_eq!(
-            classify_error("invalid_client", &[7000222]),
-            FailureReason::CredentialExpired
-        );
-        assert_eq!(
-            classify_error("invalid_client", &[7000215]),
-            FailureReason::CredentialInvalid
-        );
-        assert_eq!(
-            classify_error("unauthorized_client", &[700016]),
-            FailureReason::NotConsented
-        );
-        assert_eq!(
-            classify_error("invalid_request", &[90002]),
-            FailureReason::TenantNotFound
-        );
-        assert_eq!(
-            classify_error("invalid_tenant", &[90002]),
-            FailureReason::TenantNotFound
-        );
-        assert_eq!(
-            classify_error("invalid_grant", &[65001]),
-            FailureReason::NotConsented
-        );
-        assert_eq!(
-            classify_error("invalid_request", &[50196]),
-            FailureReason::Throttled
-        );
-        assert_eq!(
-            classify_error("invalid_client", &[700027]),
-            FailureReason::CredentialInvalid
-        );
-        assert_eq!(
-            classify_error("invalid_client", &[700024]),
-            FailureReason::CredentialInvalid
-        );
+        assert_eq!(classify_error("invalid_client", &[7000222]), FailureReason::CredentialExpired);
+        assert_eq!(classify_error("invalid_client", &[7000215]), FailureReason::CredentialInvalid);
+        assert_eq!(classify_error("unauthorized_client", &[700016]), FailureReason::NotConsented);
+        assert_eq!(classify_error("invalid_request", &[90002]), FailureReason::TenantNotFound);
+        assert_eq!(classify_error("invalid_tenant", &[90002]), FailureReason::TenantNotFound);
+        assert_eq!(classify_error("invalid_grant", &[65001]), FailureReason::NotConsented);
+        assert_eq!(classify_error("invalid_request", &[50196]), FailureReason::Throttled);
+        assert_eq!(classify_error("invalid_client", &[700027]), FailureReason::CredentialInvalid);
+        assert_eq!(classify_error("invalid_client", &[700024]), FailureReason::CredentialInvalid);
     }
 
     #[test]
     fn falls_back_to_error_strings() {
-        assert_eq!(
-            classify_error("invalid_client", &[]),
-            FailureReason::CredentialInvalid
-        );
-        assert_eq!(
-            classify_error("invalid_tenant", &[]),
-            FailureReason::TenantNotFound
-        );
-        assert_eq!(
-            classify_error("invalid_scope", &[70011]),
-            FailureReason::AuthFailed
-        );
-        assert_eq!(
-            classify_error("something_new", &[1]),
-            FailureReason::AuthFailed
-        );
+        assert_eq!(classify_error("invalid_client", &[]), FailureReason::CredentialInvalid);
+        assert_eq!(classify_error("invalid_tenant", &[]), FailureReason::TenantNotFound);
+        assert_eq!(classify_error("invalid_scope", &[70011]), FailureReason::AuthFailed);
+        assert_eq!(classify_error("something_new", &[1]), FailureReason::AuthFailed);
     }
 }

@@ -34,9 +34,12 @@ pub struct TokenProvider {
     http: reqwest::Client,
     authority_host: String,
     graph_endpoint: String,
-    entries: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Entry>>>>,
+    entries: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Entry>>>>,
     observer: TokenObserver,
 }
+
+/// (credential name, lowercased tenant).
+type CacheKey = (String, String);
 
 #[derive(Default)]
 struct Entry {
@@ -57,12 +60,7 @@ struct Failure {
 
 impl TokenProvider {
     /// A provider for one set of endpoints.
-    pub fn new(
-        http: reqwest::Client,
-        authority_host: &str,
-        graph_endpoint: &str,
-        observer: TokenObserver,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, authority_host: &str, graph_endpoint: &str, observer: TokenObserver) -> Self {
         TokenProvider {
             http,
             authority_host: authority_host.to_string(),
@@ -86,22 +84,16 @@ impl TokenProvider {
     ) -> Result<Secret, AuthError> {
         let entry = {
             let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry((credential.name.clone(), tenant.to_ascii_lowercase()))
-                .or_default()
-                .clone()
+            map.entry((credential.name.clone(), tenant.to_ascii_lowercase())).or_default().clone()
         };
         let mut entry = entry.lock().await;
         let now = Instant::now();
-        if !fresh {
-            if let Some(t) = &entry.token {
-                if now < t.renew_at {
-                    log.line("token: from cache");
-                    return Ok(t.access_token.clone());
-                }
-            }
+        if let Some(t) = entry.token.as_ref().filter(|t| !fresh && now < t.renew_at) {
+            log.line("token: from cache");
+            return Ok(t.access_token.clone());
         }
-        if let Some(f) = &entry.failure {
-            if now < f.retry_at {
+        if let Some(f) = entry.failure.as_ref().filter(|f| now < f.retry_at) {
+            {
                 let wait = f.retry_at - now;
                 log.line(format!(
                     "token: not requested, backing off for {}s after {} failure(s): {}",
@@ -113,24 +105,13 @@ impl TokenProvider {
             }
         }
         let started = Instant::now();
-        let result = request_token(
-            &self.http,
-            &self.authority_host,
-            &self.graph_endpoint,
-            tenant,
-            credential,
-            log,
-        )
-        .await;
+        let result =
+            request_token(&self.http, &self.authority_host, &self.graph_endpoint, tenant, credential, log).await;
         match result {
             Ok(issued) => {
                 (self.observer)(subscription, Ok(()));
                 let lifetime = issued.expires_in;
-                let margin = if lifetime > RENEW_BEFORE_EXPIRY * 2 {
-                    RENEW_BEFORE_EXPIRY
-                } else {
-                    lifetime / 2
-                };
+                let margin = if lifetime > RENEW_BEFORE_EXPIRY * 2 { RENEW_BEFORE_EXPIRY } else { lifetime / 2 };
                 entry.token = Some(CachedToken {
                     access_token: issued.access_token.clone(),
                     renew_at: started + lifetime - margin,
@@ -151,19 +132,12 @@ impl TokenProvider {
                     err.reason,
                     wait.as_secs()
                 ));
-                entry.failure = Some(Failure {
-                    error: err.clone(),
-                    retry_at: Instant::now() + wait,
-                    consecutive,
-                });
+                entry.failure = Some(Failure { error: err.clone(), retry_at: Instant::now() + wait, consecutive });
                 // A cached token stays usable for other probes until it expires,
                 // unless the failure says the credential itself is bad.
                 if !matches!(
                     err.reason,
-                    FailureReason::Throttled
-                        | FailureReason::Timeout
-                        | FailureReason::Network
-                        | FailureReason::Http5xx
+                    FailureReason::Throttled | FailureReason::Timeout | FailureReason::Network | FailureReason::Http5xx
                 ) {
                     entry.token = None;
                 }
@@ -186,9 +160,7 @@ impl TokenProvider {
 
 /// Back-off after `n` consecutive failures: 30 s, 60 s, 120 s, ... capped at 10 min.
 pub fn backoff(n: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(n.saturating_sub(1).min(16))
-        .unwrap_or(u32::MAX);
+    let factor = 1u32.checked_shl(n.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
     BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
 }
 

@@ -6,13 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use oauth2::basic::{
-    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
-};
+use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
 use oauth2::{
-    AccessToken, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, ErrorResponse,
-    HttpRequest, HttpResponse, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
-    TokenResponse, TokenUrl,
+    AccessToken, AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, ErrorResponse, HttpRequest,
+    HttpResponse, RefreshToken, RequestTokenError, Scope, StandardRevocableToken, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -42,11 +39,7 @@ impl fmt::Display for AuthError {
 
 impl AuthError {
     fn new(reason: FailureReason, message: impl Into<String>) -> Self {
-        AuthError {
-            reason,
-            message: message.into(),
-            retry_after: None,
-        }
+        AuthError { reason, message: message.into(), retry_after: None }
     }
 }
 
@@ -75,13 +68,7 @@ pub struct EntraError {
 impl fmt::Display for EntraError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The first line only: the rest repeats trace ids and timestamps.
-        let desc = self
-            .error_description
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
+        let desc = self.error_description.as_deref().unwrap_or("").lines().next().unwrap_or("");
         write!(f, "{}", self.error)?;
         if let Some(s) = &self.suberror {
             write!(f, " ({s})")?;
@@ -160,10 +147,7 @@ type EntraClient = oauth2::Client<
 #[derive(Debug, thiserror::Error)]
 enum Transport {
     #[error("throttled (HTTP {status})")]
-    Throttled {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Throttled { status: u16, retry_after: Option<Duration> },
     #[error("HTTP {0}")]
     Server(u16),
     #[error("timed out")]
@@ -179,10 +163,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
@@ -190,18 +171,9 @@ fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
         SecretSource::Inline(s) => Ok(s.expose().to_string()),
         SecretSource::File(p) => std::fs::read_to_string(p)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-            .map_err(|e| {
-                AuthError::new(
-                    FailureReason::AuthFailed,
-                    format!("client_secret_file {}: {e}", p.display()),
-                )
-            }),
-        SecretSource::Env(var) => std::env::var(var).map_err(|_| {
-            AuthError::new(
-                FailureReason::AuthFailed,
-                format!("client_secret_env {var} is not set"),
-            )
-        }),
+            .map_err(|e| AuthError::new(FailureReason::AuthFailed, format!("client_secret_file {}: {e}", p.display()))),
+        SecretSource::Env(var) => std::env::var(var)
+            .map_err(|_| AuthError::new(FailureReason::AuthFailed, format!("client_secret_env {var} is not set"))),
     }
 }
 
@@ -216,12 +188,8 @@ pub async fn request_token(
     log: &mut ProbeLog,
 ) -> Result<Issued, AuthError> {
     let token_url = format!("{authority_host}/{tenant}/oauth2/v2.0/token");
-    let url = TokenUrl::new(token_url.clone()).map_err(|e| {
-        AuthError::new(
-            FailureReason::AuthFailed,
-            format!("token URL {token_url}: {e}"),
-        )
-    })?;
+    let url = TokenUrl::new(token_url.clone())
+        .map_err(|e| AuthError::new(FailureReason::AuthFailed, format!("token URL {token_url}: {e}")))?;
     let mut client: EntraClient = oauth2::Client::new(ClientId::new(credential.client_id.clone()))
         .set_token_uri(url)
         .set_auth_type(AuthType::RequestBody);
@@ -231,33 +199,21 @@ pub async fn request_token(
             None
         }
         CredentialKind::Certificate(cert) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
             Some(
                 assertion::sign(cert, &credential.client_id, &token_url, now)
                     .map_err(|m| AuthError::new(FailureReason::AuthFailed, m))?,
             )
         }
-        CredentialKind::FederatedTokenFile(path) => Some(
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| {
-                    AuthError::new(
-                        FailureReason::AuthFailed,
-                        format!("federated_token_file {}: {e}", path.display()),
-                    )
-                })?,
-        ),
+        CredentialKind::FederatedTokenFile(path) => {
+            Some(std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| {
+                AuthError::new(FailureReason::AuthFailed, format!("federated_token_file {}: {e}", path.display()))
+            })?)
+        }
     };
-    let mut req = client
-        .exchange_client_credentials()
-        .add_scope(Scope::new(format!("{graph_endpoint}/.default")));
+    let mut req = client.exchange_client_credentials().add_scope(Scope::new(format!("{graph_endpoint}/.default")));
     if let Some(a) = &assertion {
-        req = req
-            .add_extra_param("client_assertion_type", JWT_BEARER)
-            .add_extra_param("client_assertion", a.as_str());
+        req = req.add_extra_param("client_assertion_type", JWT_BEARER).add_extra_param("client_assertion", a.as_str());
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     log.line(format!("POST {token_url} (client-request-id {request_id})"));
@@ -265,13 +221,8 @@ pub async fn request_token(
     let send = move |r: HttpRequest| send(http.clone(), r, request_id.clone());
     // Boxed with an explicit `Send` bound: rustc cannot infer it through
     // oauth2's borrowed request builder when the caller is spawned.
-    type TokenFuture<'f> = Pin<
-        Box<
-            dyn Future<Output = Result<EntraToken, RequestTokenError<Transport, EntraError>>>
-                + Send
-                + 'f,
-        >,
-    >;
+    type TokenFuture<'f> =
+        Pin<Box<dyn Future<Output = Result<EntraToken, RequestTokenError<Transport, EntraError>>> + Send + 'f>>;
     let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
     match fut.await {
         Ok(tok) => {
@@ -292,11 +243,9 @@ pub async fn request_token(
         Err(RequestTokenError::Request(t)) => {
             log.line(format!("token: {t}"));
             Err(match t {
-                Transport::Throttled { retry_after, .. } => AuthError {
-                    reason: FailureReason::Throttled,
-                    message: t.to_string(),
-                    retry_after,
-                },
+                Transport::Throttled { retry_after, .. } => {
+                    AuthError { reason: FailureReason::Throttled, message: t.to_string(), retry_after }
+                }
                 Transport::Server(_) => AuthError::new(FailureReason::Http5xx, t.to_string()),
                 Transport::Timeout => AuthError::new(FailureReason::Timeout, t.to_string()),
                 Transport::Network(_) => AuthError::new(FailureReason::Network, t.to_string()),
@@ -304,10 +253,7 @@ pub async fn request_token(
         }
         Err(RequestTokenError::Parse(e, _body)) => {
             log.line(format!("token: unreadable response: {e}"));
-            Err(AuthError::new(
-                FailureReason::InvalidResponse,
-                format!("unreadable token response: {e}"),
-            ))
+            Err(AuthError::new(FailureReason::InvalidResponse, format!("unreadable token response: {e}")))
         }
         Err(RequestTokenError::Other(m)) => Err(AuthError::new(FailureReason::InvalidResponse, m)),
     }
@@ -329,35 +275,20 @@ fn send(
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
-                    Transport::Timeout
-                } else {
-                    Transport::Network(crate::graph::error_chain(&e))
-                }
+                if e.is_timeout() { Transport::Timeout } else { Transport::Network(crate::graph::error_chain(&e)) }
             })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         if status == 429 || (status == 503 && retry_after.is_some()) {
-            return Err(Transport::Throttled {
-                status,
-                retry_after,
-            });
+            return Err(Transport::Throttled { status, retry_after });
         }
         if status >= 500 {
             return Err(Transport::Server(status));
         }
         let headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Transport::Network(crate::graph::error_chain(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| Transport::Network(crate::graph::error_chain(&e)))?;
         let mut out = HttpResponse::new(bytes.to_vec());
-        *out.status_mut() = oauth2::http::StatusCode::from_u16(status)
-            .unwrap_or(oauth2::http::StatusCode::BAD_GATEWAY);
+        *out.status_mut() = oauth2::http::StatusCode::from_u16(status).unwrap_or(oauth2::http::StatusCode::BAD_GATEWAY);
         *out.headers_mut() = headers;
         Ok(out)
     })
@@ -374,20 +305,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.expires_in, Some(3599));
-        let t: EntraToken = serde_json::from_str(
-            r#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#,
-        )
-        .unwrap();
+        let t: EntraToken =
+            serde_json::from_str(r#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#).unwrap();
         assert_eq!(t.expires_in, Some(3600));
         assert_eq!(t.ext_expires_in, None);
-        let t: EntraToken =
-            serde_json::from_str(r#"{"token_type":"bearer","access_token":"x"}"#).unwrap();
+        let t: EntraToken = serde_json::from_str(r#"{"token_type":"bearer","access_token":"x"}"#).unwrap();
         assert_eq!(t.expires_in, None);
         assert!(
-            serde_json::from_str::<EntraToken>(
-                r#"{"token_type":"Bearer","expires_in":"soon","access_token":"x"}"#
-            )
-            .is_err()
+            serde_json::from_str::<EntraToken>(r#"{"token_type":"Bearer","expires_in":"soon","access_token":"x"}"#)
+                .is_err()
         );
     }
 
@@ -395,10 +321,7 @@ mod tests {
     fn retry_after_seconds_and_dates() {
         assert_eq!(parse_retry_after("10"), Some(Duration::from_secs(10)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -6,27 +6,16 @@ use super::{FailureReason, Outcome, ProbeContext, ProbeLog, Workload};
 use crate::config::Secret;
 
 /// A token for the probe's subscription, or the outcome a sign-in failure means.
-pub(super) async fn token(
-    ctx: &ProbeContext<'_>,
-    fresh: bool,
-    log: &mut ProbeLog,
-) -> Result<Secret, Outcome> {
-    ctx.tokens
-        .token(
-            &ctx.subscription.name,
-            ctx.credential,
-            &ctx.subscription.tenant_id,
-            fresh,
-            log,
-        )
-        .await
-        .map_err(|e| match e.reason {
+pub(super) async fn token(ctx: &ProbeContext<'_>, fresh: bool, log: &mut ProbeLog) -> Result<Secret, Outcome> {
+    ctx.tokens.token(&ctx.subscription.name, ctx.credential, &ctx.subscription.tenant_id, fresh, log).await.map_err(
+        |e| match e.reason {
             FailureReason::Throttled => Outcome::Throttled {
                 workload: Workload::Identity,
                 retry_after: e.retry_after.unwrap_or(std::time::Duration::from_secs(60)),
             },
             r => Outcome::Failure(r),
-        })
+        },
+    )
 }
 
 /// Signs in (from the cache) and GETs one Graph path.
@@ -37,9 +26,7 @@ pub(super) async fn get(
     log: &mut ProbeLog,
 ) -> Result<Value, Outcome> {
     let token = token(ctx, false, log).await?;
-    ctx.graph
-        .get_json(&ctx.graph.url(path), &token, workload, log)
-        .await
+    ctx.graph.get_json(&ctx.graph.url(path), &token, workload, log).await
 }
 
 /// Succeeds when the body is an object with a non-empty string `id`.
@@ -92,12 +79,13 @@ pub(super) fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        let escaped = (b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3))
+            .then(|| u8::from_str_radix(&s[i + 1..i + 3], 16).ok())
+            .flatten();
+        if let Some(v) = escaped {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -176,18 +176,12 @@ pub struct ProbeLog {
 impl ProbeLog {
     /// An empty log whose timestamps count from now.
     pub fn new() -> Self {
-        ProbeLog {
-            lines: Vec::new(),
-            start: Some(tokio::time::Instant::now()),
-        }
+        ProbeLog { lines: Vec::new(), start: Some(tokio::time::Instant::now()) }
     }
 
     /// Appends a line, prefixed with the time since the run started.
     pub fn line(&mut self, msg: impl AsRef<str>) {
-        let ms = self
-            .start
-            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
-            .unwrap_or(0.0);
+        let ms = self.start.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
         // Bounded so a misbehaving peer cannot grow it without limit.
         if self.lines.len() < 200 {
             let mut text = msg.as_ref().to_string();
@@ -217,27 +211,14 @@ pub struct ProbeContext<'a> {
 }
 
 /// Runs one probe of `kind` once. Never panics on peer input; never retries.
-pub async fn run(
-    kind: &ProbeKind,
-    ctx: &ProbeContext<'_>,
-    log: &mut ProbeLog,
-) -> (Outcome, RunDetails) {
+pub async fn run(kind: &ProbeKind, ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome, RunDetails) {
     match kind {
         ProbeKind::Auth => (auth::run(ctx, log).await, RunDetails::default()),
         ProbeKind::Organization => (organization::run(ctx, log).await, RunDetails::default()),
-        ProbeKind::Exchange { mailbox } => (
-            exchange::run(ctx, mailbox, log).await,
-            RunDetails::default(),
-        ),
-        ProbeKind::Sharepoint { site } => {
-            (sharepoint::run(ctx, site, log).await, RunDetails::default())
-        }
-        ProbeKind::Onedrive { user } => {
-            (onedrive::run(ctx, user, log).await, RunDetails::default())
-        }
-        ProbeKind::Teams { team_id } => {
-            (teams::run(ctx, team_id, log).await, RunDetails::default())
-        }
+        ProbeKind::Exchange { mailbox } => (exchange::run(ctx, mailbox, log).await, RunDetails::default()),
+        ProbeKind::Sharepoint { site } => (sharepoint::run(ctx, site, log).await, RunDetails::default()),
+        ProbeKind::Onedrive { user } => (onedrive::run(ctx, user, log).await, RunDetails::default()),
+        ProbeKind::Teams { team_id } => (teams::run(ctx, team_id, log).await, RunDetails::default()),
         ProbeKind::ServiceHealth => service_health::run(ctx, log).await,
     }
 }

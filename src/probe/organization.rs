@@ -10,11 +10,7 @@ pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> Outcome {
         Err(o) => return o,
     };
     // The collection holds exactly the signed-in tenant.
-    match body
-        .get("value")
-        .and_then(Value::as_array)
-        .and_then(|v| v.first())
-    {
+    match body.get("value").and_then(Value::as_array).and_then(|v| v.first()) {
         Some(org) => common::expect_id(org, "organization", log),
         None => {
             log.line("organization: response has no \"value\" entry");

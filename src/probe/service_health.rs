@@ -63,11 +63,7 @@ pub struct HealthSnapshot {
 /// The canonical spelling of a status, compared without regard to case;
 /// anything unknown becomes `unknown`.
 pub fn normalize_status(raw: &str) -> &'static str {
-    STATUSES
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(raw))
-        .copied()
-        .unwrap_or("unknown")
+    STATUSES.iter().find(|s| s.eq_ignore_ascii_case(raw)).copied().unwrap_or("unknown")
 }
 
 /// Whether a (normalized) status counts as operational. `unknown` does not:
@@ -77,26 +73,16 @@ pub fn is_operational(status: &str) -> bool {
 }
 
 fn normalize_classification(raw: &str) -> &'static str {
-    ["incident", "advisory"]
-        .into_iter()
-        .find(|c| c.eq_ignore_ascii_case(raw))
-        .unwrap_or("unknown")
+    ["incident", "advisory"].into_iter().find(|c| c.eq_ignore_ascii_case(raw)).unwrap_or("unknown")
 }
 
 /// Fetches a collection, following `@odata.nextLink`.
-async fn collect(
-    ctx: &ProbeContext<'_>,
-    path: &str,
-    log: &mut ProbeLog,
-) -> Result<Vec<Value>, Outcome> {
+async fn collect(ctx: &ProbeContext<'_>, path: &str, log: &mut ProbeLog) -> Result<Vec<Value>, Outcome> {
     let token = common::token(ctx, false, log).await?;
     let mut url = ctx.graph.url(path);
     let mut items = Vec::new();
     for _ in 0..MAX_PAGES {
-        let body = ctx
-            .graph
-            .get_json(&url, &token, Workload::ServiceCommunications, log)
-            .await?;
+        let body = ctx.graph.get_json(&url, &token, Workload::ServiceCommunications, log).await?;
         let Some(page) = body.get("value").and_then(Value::as_array) else {
             log.line("response has no \"value\" array");
             return Err(Outcome::Failure(FailureReason::InvalidResponse));
@@ -106,9 +92,7 @@ async fn collect(
             // The link is used unchanged, as Graph asks; it must stay on the configured endpoint.
             Some(next) if next.starts_with(&ctx.graph.url("/")) => url = next.to_string(),
             Some(next) => {
-                log.line(format!(
-                    "ignoring @odata.nextLink outside the Graph endpoint: {next}"
-                ));
+                log.line(format!("ignoring @odata.nextLink outside the Graph endpoint: {next}"));
                 return Err(Outcome::Failure(FailureReason::InvalidResponse));
             }
             None => return Ok(items),
@@ -125,30 +109,17 @@ pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome,
     };
     let mut services = Vec::new();
     for o in &overviews {
-        let (Some(name), Some(status)) = (
-            o.get("service").and_then(Value::as_str),
-            o.get("status").and_then(Value::as_str),
-        ) else {
+        let (Some(name), Some(status)) =
+            (o.get("service").and_then(Value::as_str), o.get("status").and_then(Value::as_str))
+        else {
             log.line("healthOverviews entry without service or status");
-            return (
-                Outcome::Failure(FailureReason::InvalidResponse),
-                RunDetails::default(),
-            );
+            return (Outcome::Failure(FailureReason::InvalidResponse), RunDetails::default());
         };
-        services.push(ServiceStatus {
-            name: name.to_string(),
-            status: normalize_status(status).to_string(),
-        });
+        services.push(ServiceStatus { name: name.to_string(), status: normalize_status(status).to_string() });
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
     services.dedup_by(|a, b| a.name == b.name);
-    let issues = match collect(
-        ctx,
-        "/admin/serviceAnnouncement/issues?$filter=isResolved%20eq%20false",
-        log,
-    )
-    .await
-    {
+    let issues = match collect(ctx, "/admin/serviceAnnouncement/issues?$filter=isResolved%20eq%20false", log).await {
         Ok(v) => v,
         Err(o) => return (o, RunDetails::default()),
     };
@@ -160,45 +131,21 @@ pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome,
         }
         let Some(service) = i.get("service").and_then(Value::as_str) else {
             log.line("issue without service");
-            return (
-                Outcome::Failure(FailureReason::InvalidResponse),
-                RunDetails::default(),
-            );
+            return (Outcome::Failure(FailureReason::InvalidResponse), RunDetails::default());
         };
-        let class = normalize_classification(
-            i.get("classification")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        );
-        *counts
-            .entry((service.to_string(), class.to_string()))
-            .or_insert(0) += 1;
+        let class = normalize_classification(i.get("classification").and_then(Value::as_str).unwrap_or(""));
+        *counts.entry((service.to_string(), class.to_string())).or_insert(0) += 1;
     }
-    let not_ok: Vec<_> = services
-        .iter()
-        .filter(|s| !is_operational(&s.status))
-        .map(|s| format!("{} ({})", s.name, s.status))
-        .collect();
+    let not_ok: Vec<_> =
+        services.iter().filter(|s| !is_operational(&s.status)).map(|s| format!("{} ({})", s.name, s.status)).collect();
     log.line(format!(
         "{} services, {} not operational{}; {} unresolved issues",
         services.len(),
         not_ok.len(),
-        if not_ok.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", not_ok.join(", "))
-        },
+        if not_ok.is_empty() { String::new() } else { format!(": {}", not_ok.join(", ")) },
         counts.values().sum::<u64>()
     ));
-    (
-        Outcome::Success,
-        RunDetails {
-            health: Some(HealthSnapshot {
-                services,
-                issues: counts,
-            }),
-        },
-    )
+    (Outcome::Success, RunDetails { health: Some(HealthSnapshot { services, issues: counts }) })
 }
 
 #[cfg(test)]

@@ -17,11 +17,7 @@ pub fn site_path(site: &str) -> Option<String> {
     if segments.is_empty() {
         Some(format!("/sites/{}", common::segment(host)))
     } else {
-        Some(format!(
-            "/sites/{}:/{}",
-            common::segment(host),
-            segments.join("/")
-        ))
+        Some(format!("/sites/{}:/{}", common::segment(host), segments.join("/")))
     }
 }
 
@@ -44,10 +40,7 @@ mod tests {
             site_path("https://contoso.sharepoint.com/sites/monitoring").as_deref(),
             Some("/sites/contoso.sharepoint.com:/sites/monitoring")
         );
-        assert_eq!(
-            site_path("https://contoso.sharepoint.com/").as_deref(),
-            Some("/sites/contoso.sharepoint.com")
-        );
+        assert_eq!(site_path("https://contoso.sharepoint.com/").as_deref(), Some("/sites/contoso.sharepoint.com"));
         assert_eq!(
             site_path("https://contoso.sharepoint.com/sites/My%20Site/").as_deref(),
             Some("/sites/contoso.sharepoint.com:/sites/My%20Site")

@@ -18,9 +18,7 @@ pub type HttpRequest = hyper::Request<Bytes>;
 pub fn text(status: hyper::StatusCode, body: impl Into<String>) -> HttpResponse {
     let mut r = hyper::Response::new(Full::new(Bytes::from(body.into())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }

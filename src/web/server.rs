@@ -43,9 +43,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     if web_config.is_some() {
-        return Err(ServeError::WebConfig(
-            "web config files are not supported yet".into(),
-        ));
+        return Err(ServeError::WebConfig("web config files are not supported yet".into()));
     }
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -90,10 +88,7 @@ pub(crate) async fn dispatch(req: hyper::Request<Incoming>, handler: Handler) ->
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or unreadable\n",
-            );
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable\n");
         }
     };
     handler(hyper::Request::from_parts(parts, bytes)).await
