@@ -123,6 +123,11 @@ impl Store {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A store holding `snapshot` (tests and tools).
+    pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        Store { inner: RwLock::new(snapshot) }
+    }
+
     /// A copy of the current state.
     pub fn snapshot(&self) -> Snapshot {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
