@@ -12,15 +12,24 @@ use super::http::{Req, Response, json_response};
 use super::state::{Runtime, Shared};
 use super::world::IssueSpec;
 
-fn bad(msg: impl Into<String>) -> Response {
-    json_response(StatusCode::BAD_REQUEST, &json!({"error": msg.into()}))
+/// A control API failure: status and reason.
+struct Fail(StatusCode, String);
+
+impl Fail {
+    fn response(self) -> Response {
+        json_response(self.0, &json!({"error": self.1}))
+    }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, Response> {
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, Fail> {
     serde_json::from_slice(&req.body).map_err(|e| bad(format!("invalid JSON body: {e}")))
 }
 
-fn known_tenant(rt: &Runtime, tenant: &str) -> Result<String, Response> {
+fn known_tenant(rt: &Runtime, tenant: &str) -> Result<String, Fail> {
     match rt.world.tenant(tenant) {
         Some(t) => Ok(t.id.clone()),
         None => {
@@ -175,7 +184,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             let mut rt = shared.rt();
             let tid = known_tenant(&rt, &tenant)?;
             rt.resolve_issue(&tid, id)
-                .map_err(|e| json_response(StatusCode::NOT_FOUND, &json!({"error": e})))?;
+                .map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"tenant": tid, "resolved": id}),
@@ -195,9 +204,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
                     &json!({"user_code": b.user_code, "result": action}),
                 ))
             } else {
-                Err(json_response(
+                Err(Fail(
                     StatusCode::NOT_FOUND,
-                    &json!({"error": format!("no pending device code with user code {:?}", b.user_code)}),
+                    format!("no pending device code with user code {:?}", b.user_code),
                 ))
             }
         })(),
@@ -220,19 +229,19 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             | ["issues", _, "resolve"]
             | ["device", _]
             | ["clock", "advance"],
-        ) => Err(json_response(
+        ) => Err(Fail(
             StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"error": format!("{m} is not allowed on {path}")}),
+            format!("{m} is not allowed on {path}"),
         )),
-        _ => Err(json_response(
+        _ => Err(Fail(
             StatusCode::NOT_FOUND,
-            &json!({"error": format!("no control endpoint {path}; see GET /_sim")}),
+            format!("no control endpoint {path}; see GET /_sim"),
         )),
     };
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(Fail::response)
 }
 
-fn post_fault(shared: &Shared, req: &Req) -> Result<Response, Response> {
+fn post_fault(shared: &Shared, req: &Req) -> Result<Response, Fail> {
     let b: FaultBody = parse(req)?;
     let target: Target = b.target.parse().map_err(bad)?;
     let fault = Fault::from_parts(
@@ -269,7 +278,7 @@ fn post_fault(shared: &Shared, req: &Req) -> Result<Response, Response> {
     ))
 }
 
-fn delete_faults(shared: &Shared, req: &Req) -> Result<Response, Response> {
+fn delete_faults(shared: &Shared, req: &Req) -> Result<Response, Fail> {
     let target = req
         .query_param("target")
         .map(|t| t.parse::<Target>())

@@ -25,8 +25,9 @@
 //! `http://HOST:PORT/graph` or `https://graph.microsoft.com`. Errors carry the
 //! AADSTS codes of protocol doc 1.9 in the 1.8 body shape, with the 1.1
 //! headers. Minted access tokens are **RS256** JWTs signed with an RSA-2048
-//! key generated when the simulator starts (`kid` `sim-key-1`), with the
-//! claims of doc 1.7 (`roles` for app tokens, only when roles were consented;
+//! key that aws-lc-rs generates when the first simulator of the process
+//! starts (`kid` `sim-key-1`; each instance adds its own `xms_sim_instance`
+//! claim and accepts only its own tokens), with the claims of doc 1.7 (`roles` for app tokens, only when roles were consented;
 //! `scp` for delegated tokens).
 //!
 //! Simulator simplifications (documented choices where the doc is unconfirmed):
@@ -223,6 +224,16 @@ impl SimHandle {
     /// Removes every fault.
     pub fn clear_all_faults(&self) {
         self.shared().rt().clear_faults(None, None);
+    }
+
+    /// The faults in force: (tenant GUID, target, fault), sorted.
+    pub fn faults(&self) -> Vec<(String, Target, Fault)> {
+        self.shared()
+            .rt()
+            .faults
+            .iter()
+            .map(|((t, g), f)| (t.clone(), *g, *f))
+            .collect()
     }
 
     /// Sets a service's health status (by display name or ID, e.g.

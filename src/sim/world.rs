@@ -480,7 +480,7 @@ impl World {
         let key = key.to_ascii_lowercase();
         self.tenants
             .iter()
-            .position(|t| t.id == key || t.domains.iter().any(|d| *d == key))
+            .position(|t| t.id == key || t.domains.contains(&key))
     }
 
     /// The app with this client ID (case-insensitive).
