@@ -1889,6 +1889,299 @@ mod scenario {
     }
 }
 
+mod mail {
+    use super::*;
+
+    const SENDER: &str = "monitor@alpha.example";
+    const RCPT: &str = "rcpt@alpha.example";
+
+    fn users(h: &SimHandle, rest: &str) -> String {
+        format!("{}/v1.0/users/{rest}", h.graph_endpoint())
+    }
+
+    fn filter_by_id(imid: &str) -> String {
+        let quoted = format!("'{}'", imid.replace('\'', "''"));
+        let enc: String = url::form_urlencoded::byte_serialize(
+            format!("internetMessageId eq {quoted}").as_bytes(),
+        )
+        .collect();
+        format!("$filter={enc}&$select=id,receivedDateTime,internetMessageId&$top=1")
+    }
+
+    async fn find(h: &SimHandle, c: &Client, t: &str, imid: &str) -> Vec<Value> {
+        let r = c
+            .get(format!(
+                "{}?{}",
+                users(h, &format!("{RCPT}/messages")),
+                filter_by_id(imid)
+            ))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        v["value"].as_array().unwrap().clone()
+    }
+
+    fn message(subject: &str) -> Value {
+        json!({
+            "subject": subject,
+            "body": {"contentType": "Text", "content": "synthetic probe"},
+            "toRecipients": [{"emailAddress": {"address": RCPT}}],
+            "internetMessageHeaders": [{"name": "x-m365-probe-id", "value": "7c9e6679"}]
+        })
+    }
+
+    /// Draft (201) + send (202), delivered after the tenant's 3 s delay, found by internetMessageId, deleted.
+    #[tokio::test(start_paused = true)]
+    async fn draft_send_deliver_find_delete() {
+        let (h, c) = start().await;
+        let t = app_token(&h, &c, ALPHA).await;
+        let r = c
+            .post(users(&h, &format!("{SENDER}/messages")))
+            .bearer_auth(&t)
+            .json(&message("probe 1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let d: Value = r.json().await.unwrap();
+        assert_eq!(d["isDraft"], true);
+        let imid = d["internetMessageId"].as_str().unwrap().to_string();
+        assert!(
+            imid.starts_with('<') && imid.ends_with(".prod.outlook.com>"),
+            "{imid}"
+        );
+        let id = d["id"].as_str().unwrap();
+        let r = c
+            .post(users(&h, &format!("{SENDER}/messages/{id}/send")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert!(r.bytes().await.unwrap().is_empty());
+        assert!(find(&h, &c, &t, &imid).await.is_empty());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let found = find(&h, &c, &t, &imid).await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["internetMessageId"], imid.as_str());
+        assert!(found[0]["receivedDateTime"].is_string());
+        let inbox: Value = graph_get(&h, &c, &t, &format!("/users/{RCPT}/mailFolders/inbox"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(inbox["totalItemCount"], 1);
+        let mid = found[0]["id"].as_str().unwrap();
+        let r = c
+            .delete(users(&h, &format!("{RCPT}/messages/{mid}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert!(find(&h, &c, &t, &imid).await.is_empty());
+        let r = c
+            .delete(users(&h, &format!("{RCPT}/messages/{mid}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        graph_error(r, 404, "ErrorItemNotFound").await;
+        // The sender keeps a copy in Sent Items; sending the draft twice fails.
+        let sent: Value = graph_get(
+            &h,
+            &c,
+            &t,
+            &format!("/users/{SENDER}/mailFolders/sentitems/messages"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(sent["value"][0]["internetMessageId"], imid.as_str());
+        let r = c
+            .post(users(&h, &format!("{SENDER}/messages/{id}/send")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        graph_error(r, 404, "ErrorItemNotFound").await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn send_mail_json_and_mime_and_drop() {
+        let (h, c) = start().await;
+        let t = app_token(&h, &c, ALPHA).await;
+        let url = users(&h, &format!("{SENDER}/sendMail"));
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .json(&json!({"message": message("probe json"), "saveToSentItems": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let mime = format!(
+            "From: {SENDER}\r\nTo: Probe <{RCPT}>\r\nSubject: probe mime\r\nX-Probe: 1\r\n\r\nhello\r\n"
+        );
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .header("content-type", "text/plain")
+            .body(STANDARD.encode(mime))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .header("content-type", "text/plain")
+            .body("not base64!!")
+            .send()
+            .await
+            .unwrap();
+        graph_error(r, 400, "ErrorMimeContentInvalidBase64String").await;
+        let mut bad = message("x");
+        bad["internetMessageHeaders"] = json!([{"name": "probe-id", "value": "1"}]);
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .json(&json!({"message": bad}))
+            .send()
+            .await
+            .unwrap();
+        graph_error(r, 400, "InvalidInternetMessageHeader").await;
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .json(&json!({"message": {"subject": "nobody"}}))
+            .send()
+            .await
+            .unwrap();
+        graph_error(r, 400, "ErrorInvalidRecipients").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let v: Value = graph_get(
+            &h,
+            &c,
+            &t,
+            &format!("/users/{RCPT}/messages?$filter=subject eq 'probe mime'"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(v["value"].as_array().unwrap().len(), 1);
+        let v: Value = graph_get(
+            &h,
+            &c,
+            &t,
+            &format!("/users/{SENDER}/mailFolders/sentitems/messages"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(
+            v["value"].as_array().unwrap().len(),
+            1,
+            "saveToSentItems false keeps no copy of the JSON send"
+        );
+        h.set_mail_delivery(ALPHA, Duration::from_secs(1), true);
+        let r = c
+            .post(&url)
+            .bearer_auth(&t)
+            .json(&json!({"message": message("dropped")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let v: Value = graph_get(
+            &h,
+            &c,
+            &t,
+            &format!("/users/{RCPT}/messages?$filter=subject eq 'dropped'"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert!(v["value"].as_array().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn inefficient_filter_is_rejected() {
+        let (h, c) = start().await;
+        let t = app_token(&h, &c, ALPHA).await;
+        let r = graph_get(
+            &h,
+            &c,
+            &t,
+            &format!(
+                "/users/{RCPT}/messages?$filter=subject eq 'x'&$orderby=receivedDateTime desc"
+            ),
+        )
+        .await;
+        graph_error(r, 400, "InefficientFilter").await;
+        let q = "$filter=receivedDateTime ge 2025-01-10T09:00:00Z and subject eq 'x'&$orderby=receivedDateTime desc";
+        assert_eq!(
+            graph_get(&h, &c, &t, &format!("/users/{RCPT}/messages?{q}"))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+
+    /// Outlook allows 4 concurrent requests per (app, mailbox); the 5th gets 429.
+    #[tokio::test(start_paused = true)]
+    async fn fifth_concurrent_request_to_a_mailbox_is_throttled() {
+        let (h, c) = start().await;
+        let t = app_token(&h, &c, ALPHA).await;
+        h.set_fault(
+            ALPHA,
+            Target::Exchange,
+            Fault::Slow {
+                delay: Duration::from_secs(10),
+            },
+        );
+        let path = format!("/users/{SENDER}/mailFolders/inbox");
+        let calls = (0..5).map(|_| {
+            let (h, c, t, path) = (h.clone(), c.clone(), t.clone(), path.clone());
+            async move { graph_get(&h, &c, &t, &path).await }
+        });
+        let results = futures_join_all(calls).await;
+        let mut statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
+        statuses.sort();
+        assert_eq!(statuses, [200, 200, 200, 200, 429]);
+        let throttled = results
+            .into_iter()
+            .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+            .unwrap();
+        assert!(throttled.headers().contains_key("retry-after"));
+        graph_error(throttled, 429, "ApplicationThrottled").await;
+        // Other mailboxes are not affected, and slots are released.
+        assert_eq!(graph_get(&h, &c, &t, &path).await.status(), StatusCode::OK);
+    }
+
+    /// Runs futures concurrently (a tiny join_all without the futures crate).
+    async fn futures_join_all<
+        F: std::future::Future<Output = reqwest::Response> + Send + 'static,
+    >(
+        fs: impl Iterator<Item = F>,
+    ) -> Vec<reqwest::Response> {
+        let handles: Vec<_> = fs.map(tokio::spawn).collect();
+        let mut out = vec![];
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+}
+
 mod lifecycle {
     use super::*;
 

@@ -87,6 +87,29 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Changes a tenant's mail delivery: delay and/or drop (`None` keeps the value).
+    pub(crate) fn set_mail_delivery(
+        &mut self,
+        tenant: &str,
+        delay_seconds: Option<u64>,
+        drop: Option<bool>,
+    ) -> Result<(), String> {
+        let idx = self
+            .world
+            .tenant_index(tenant)
+            .ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
+        let mail = &mut self.world.tenants[idx].mail;
+        if let Some(d) = delay_seconds {
+            mail.delivery_delay_seconds = d;
+        }
+        if let Some(d) = drop {
+            mail.drop = d;
+        }
+        Ok(())
+    }
+}
+
 /// Checks a status for the control API and scenarios (the handle accepts anything).
 pub(crate) fn known_status(status: &str) -> Result<(), String> {
     check_status(status)

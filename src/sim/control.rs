@@ -102,6 +102,16 @@ struct DeviceBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MailBody {
+    tenant: String,
+    #[serde(default)]
+    delivery_delay_seconds: Option<u64>,
+    #[serde(default)]
+    drop: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClockBody {
     seconds: u64,
 }
@@ -210,6 +220,22 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
                 ))
             }
         })(),
+        (&Method::POST, ["mail"]) => (|| {
+            let b: MailBody = parse(req)?;
+            let mut rt = shared.rt();
+            let tid = known_tenant(&rt, &b.tenant)?;
+            rt.set_mail_delivery(&tid, b.delivery_delay_seconds, b.drop)
+                .map_err(bad)?;
+            let mail = rt
+                .world
+                .tenant(&tid)
+                .map(|t| t.mail.clone())
+                .unwrap_or_default();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"tenant": tid, "delivery_delay_seconds": mail.delivery_delay_seconds, "drop": mail.drop}),
+            ))
+        })(),
         (&Method::POST, ["clock", "advance"]) => (|| {
             let b: ClockBody = parse(req)?;
             let mut rt = shared.rt();
@@ -228,6 +254,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             | []
             | ["issues", _, "resolve"]
             | ["device", _]
+            | ["mail"]
             | ["clock", "advance"],
         ) => Err(Fail(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -312,7 +339,7 @@ fn info(shared: &Shared, req: &Req) -> Response {
             "endpoints": [
                 "GET /_sim", "GET /_sim/faults", "POST /_sim/faults", "DELETE /_sim/faults[?tenant=&target=]",
                 "POST /_sim/service-health", "POST /_sim/issues", "POST /_sim/issues/{id}/resolve",
-                "GET /_sim/requests", "POST /_sim/device/approve", "POST /_sim/device/decline", "POST /_sim/clock/advance"
+                "GET /_sim/requests", "POST /_sim/device/approve", "POST /_sim/device/decline", "POST /_sim/mail", "POST /_sim/clock/advance"
             ],
         }),
     )

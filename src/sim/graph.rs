@@ -63,6 +63,23 @@ pub(crate) enum Kind {
     DelegatedAdminCustomers,
 }
 
+impl Kind {
+    /// The mailbox a request reads or writes, for Outlook's concurrency limit.
+    fn mailbox_user(&self) -> Option<&str> {
+        match self {
+            Kind::MailFolder(u, _)
+            | Kind::FolderMessages(u, _)
+            | Kind::Messages(u)
+            | Kind::Message(u, _)
+            | Kind::CreateDraft(u)
+            | Kind::SendDraft(u, _)
+            | Kind::DeleteMessage(u, _)
+            | Kind::SendMail(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
 const ORG_PERMS: &[&str] = &[
     "Organization.Read.All",
     "Directory.Read.All",
@@ -447,6 +464,23 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
                 tenant,
             );
         }
+    };
+    // Outlook counts every request to a mailbox, including ones still waiting on a slow backend.
+    let _slot = match route.kind.mailbox_user() {
+        Some(user) => match mail::acquire_slot(shared, &caller.client_id, &caller.tenant, user) {
+            Some(slot) => Some(slot),
+            None => {
+                let r = graph_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &ids,
+                    now,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                );
+                return Outcome::send(with_retry_after(r, 1), tenant);
+            }
+        },
+        None => None,
     };
     let fault = route
         .target

@@ -58,6 +58,14 @@
 //! `$top`, `$skip`, `$select`, `Prefer: odata.maxpagesize` and absolute
 //! `@odata.nextLink`s.
 //!
+//! Mail (doc 5.5-5.8): `sendMail` (JSON or base64 MIME) and draft + `send`
+//! answer 202 and deliver to recipients that are mailbox users of any tenant
+//! after the recipient tenant's `mail.delivery_delay_seconds` (on
+//! `tokio::time`), unless `mail.drop`; messages get an `internetMessageId`
+//! like `<SIM...@SIMPR01MB0001.eurprd01.prod.outlook.com>`; lists enforce
+//! Outlook's `InefficientFilter` rule; more than 4 concurrent requests per
+//! (app, mailbox) answer 429 `ApplicationThrottled`.
+//!
 //! # Faults
 //! Per (tenant, [`Target`]): see [`Fault`]. Graph targets match their paths;
 //! [`Target::Token`] matches the token and devicecode endpoints.
@@ -78,6 +86,7 @@
 //! | `POST /_sim/issues/{id}/resolve` | `{"tenant"}` or `?tenant=` | resolves it (404 if unknown) |
 //! | `GET /_sim/requests` | | `{"requests":[{"method","path","query","tenant","client_request_id","status"}]}` |
 //! | `POST /_sim/device/approve`, `/_sim/device/decline` | `{"user_code"}` | settles a pending device code |
+//! | `POST /_sim/mail` | `{"tenant","delivery_delay_seconds"?,"drop"?}` | changes mail delivery to that tenant's mailboxes |
 //! | `POST /_sim/clock/advance` | `{"seconds"}` | moves the simulator's wall clock forward |
 //!
 //! Tenants are given as GUID or any verified domain.
@@ -260,6 +269,18 @@ impl SimHandle {
     pub fn resolve_issue(&self, tenant: &str, id: &str) {
         if let Err(e) = self.shared().rt().resolve_issue(tenant, id) {
             tracing::warn!(error = %e, "resolve_issue ignored");
+        }
+    }
+
+    /// Sets how mail sent to this tenant's mailboxes is delivered: after
+    /// `delay` (whole seconds), or never when `drop`.
+    pub fn set_mail_delivery(&self, tenant: &str, delay: Duration, drop: bool) {
+        if let Err(e) =
+            self.shared()
+                .rt()
+                .set_mail_delivery(tenant, Some(delay.as_secs()), Some(drop))
+        {
+            tracing::warn!(error = %e, "set_mail_delivery ignored");
         }
     }
 
