@@ -282,9 +282,9 @@ fn client_auth(req: &Req, form: &HashMap<String, String>) -> Res<(Option<String>
         )
     };
     let basic = match req.header("authorization") {
-        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+        Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
             let raw = STANDARD
-                .decode(h[6..].trim())
+                .decode(h.get(6..).unwrap_or_default().trim())
                 .map_err(|_| malformed_basic())?;
             let text = String::from_utf8(raw).map_err(|_| malformed_basic())?;
             let (id, secret) = text.split_once(':').ok_or_else(malformed_basic)?;

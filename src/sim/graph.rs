@@ -317,7 +317,12 @@ fn authenticate(
     now: i64,
 ) -> Result<Caller, (&'static str, Option<String>)> {
     let token = match req.header("authorization") {
-        Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => h[7..].trim(),
+        Some(h)
+            if h.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) =>
+        {
+            h.get(7..).unwrap_or_default().trim()
+        }
         _ => return Err(("Access token is empty.", None)),
     };
     if token.is_empty() {
@@ -685,12 +690,7 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
                 .and_then(|s| s.url.strip_prefix("https://"))
                 .and_then(|r| r.split('/').next())
                 .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!(
-                        "{}.sharepoint.com",
-                        t.domains[0].split('.').next().unwrap_or("tenant")
-                    )
-                });
+                .unwrap_or_else(|| format!("{}.sharepoint.com", tenant_prefix(&t)));
             cx.ok_object(site_json(
                 cx,
                 &format!("https://{host}"),
@@ -737,6 +737,14 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
         Kind::ServiceMessage(id) => health::message(cx, &t, &id),
         Kind::DelegatedAdminCustomers => health::delegated_admin_customers(cx, &t),
     }
+}
+
+/// The first label of the tenant's first domain (`contoso` for contoso.onmicrosoft.com).
+fn tenant_prefix(t: &Tenant) -> &str {
+    t.domains
+        .first()
+        .and_then(|d| d.split('.').next())
+        .unwrap_or("tenant")
 }
 
 fn organization(t: &Tenant) -> Map<String, Value> {
@@ -821,10 +829,7 @@ fn drive(cx: &Ctx, t: &Tenant, u: &str) -> Response {
             "User's mysite not found.",
         );
     }
-    let host = format!(
-        "{}-my.sharepoint.com",
-        t.domains[0].split('.').next().unwrap_or("tenant")
-    );
+    let host = format!("{}-my.sharepoint.com", tenant_prefix(&t));
     let personal = user.upn.replace(['@', '.'], "_");
     let drive_id = format!(
         "b!{}",

@@ -219,7 +219,7 @@ fn address(a: &str, name: Option<&str>) -> Value {
 fn message_json(cx: &Ctx, user: &User, m: &StoredMessage) -> Map<String, Value> {
     let preview: String = m.body.chars().take(255).collect();
     let mut o = json!({
-        "@odata.etag": format!("W/\"CQAAABYAAAD{}\"", &m.id[5..21.min(m.id.len())]),
+        "@odata.etag": format!("W/\"CQAAABYAAAD{}\"", m.id.get(5..21).unwrap_or_default()),
         "id": m.id,
         "createdDateTime": m.created,
         "lastModifiedDateTime": m.sent.clone().unwrap_or_else(|| m.created.clone()),

@@ -91,9 +91,75 @@
 //!
 //! Tenants are given as GUID or any verified domain.
 //!
-//! # Files
-//! The world (`--tenants`) format is in [`World::from_yaml_file`]'s module
-//! docs (`world_yaml`); the scenario format in [`Scenario`]'s.
+//! # World file (`--tenants`)
+//! Loaded by [`World::from_yaml_file`]; unknown keys and bad values are
+//! errors naming `file:line:column`. Only `tenants[].id` and `domains`, and
+//! `apps[].client_id`, are required.
+//!
+//! ```yaml
+//! token_lifetime_seconds: 3599          # optional
+//! strict_rotation: false               # optional; a used refresh token stops working
+//! device_verification_uri: https://microsoft.com/devicelogin   # optional
+//! apps:
+//!   - client_id: 0e5b0a52-8f1a-4d5e-9d3c-6b7f3c2a9e01
+//!     display_name: m365mon demo
+//!     public_client: false             # "allow public client flows" (device code)
+//!     secrets:
+//!       - value: s3cr3t
+//!         expired: false
+//!     certificates:                    # each: file (relative to this file) or inline pem
+//!       - file: ../certs/app.crt.pem
+//!     federated_credentials:
+//!       - issuer: https://token.actions.githubusercontent.com
+//!         subject: repo:example/repo:ref:refs/heads/main
+//! tenants:
+//!   - id: 11111111-1111-4111-8111-111111111111
+//!     display_name: Contoso
+//!     domains: [contoso.onmicrosoft.com, contoso.com]   # first = default domain
+//!     country: US
+//!     strict_rotation: true            # optional override
+//!     consents:                        # apps with a service principal here
+//!       - client_id: 0e5b0a52-8f1a-4d5e-9d3c-6b7f3c2a9e01
+//!         roles: [Organization.Read.All]   # empty: token without roles -> Graph 403
+//!         scopes: [Organization.Read.All]  # delegated (scp); default = roles
+//!     users:
+//!       - upn: monitor@contoso.com
+//!         id: GUID                     # optional; derived from the UPN
+//!         display_name: Monitor        # optional
+//!         mailbox: true                # optional, default true
+//!         drive: true                  # optional, default true
+//!     sites:
+//!       - url: https://contoso.sharepoint.com/sites/monitoring
+//!         display_name: Monitoring     # optional
+//!     teams:
+//!       - id: GUID
+//!         display_name: Ops            # optional
+//!         description: ...             # optional
+//!         archived: false              # optional
+//!     services:                        # optional; default: the main M365 services, operational
+//!       - {id: Exchange, name: Exchange Online, status: serviceOperational}
+//!     issues:                          # start is required; the rest optional
+//!       - {id: EX000001, service: Exchange Online, title: ..., classification: incident,
+//!          status: serviceDegradation, feature: ..., feature_group: ..., impact_description: ...,
+//!          origin: microsoft, start: 2025-01-10T08:00:00Z, end: ..., last_modified: ..., resolved: false}
+//!     messages:                        # message center; start is required
+//!       - {id: MC000001, title: ..., category: planForChange, severity: normal, tags: [...],
+//!          major_change: false, services: [SharePoint Online], start: 2025-01-01T00:00:00Z,
+//!          end: ..., last_modified: ..., action_required_by: ..., body: "<p>html</p>"}
+//!     device_flow:                     # polls answer authorization_pending after_polls times
+//!       outcome: approve               # (alias approve_after_polls), then: approve | decline | pending
+//!       after_polls: 1
+//!       interval_seconds: 5
+//!       expires_in_seconds: 900
+//!       enforce_interval: false        # true: polls sooner than the interval get slow_down
+//!       user: monitor@contoso.com      # who signs in; default the first user
+//!     mail: {delivery_delay_seconds: 2, drop: false}
+//!     customers:                       # delegatedAdminCustomers of a partner tenant
+//!       - {tenant_id: GUID, display_name: Fabrikam}
+//! ```
+//!
+//! # Scenario file (`--scenario`)
+//! See [`Scenario`].
 
 mod actions;
 mod assertion;

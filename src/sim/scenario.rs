@@ -1,19 +1,4 @@
 //! Timed fault scripts.
-//!
-//! ```yaml
-//! repeat_every: 6m            # optional; the steps run again each period
-//! steps:
-//!   - {at: 30s, tenant: fabrikam.onmicrosoft.com, target: exchange, fault: down}
-//!   - {at: 1m, tenant: northwind.onmicrosoft.com, target: sharepoint, fault: throttled, retry_after: 20s}
-//!   - {at: 1m, tenant: x, target: organization, fault: slow, delay: 3s}
-//!   - {at: 3m, tenant: fabrikam.onmicrosoft.com, target: exchange, clear: true}
-//!   - {at: 1m, tenant: contoso.onmicrosoft.com, service_health: {service: Exchange Online, status: serviceDegradation}}
-//!   - {at: 1m, tenant: contoso.onmicrosoft.com, open_issue: {id: EX000001, service: Exchange Online, title: ...}}
-//!   - {at: 4m, tenant: contoso.onmicrosoft.com, resolve_issue: EX000001}
-//!   - {at: 5m, clear_all: true}
-//! ```
-//! `at` is measured from the start of the run (of each period when
-//! repeating) and must be shorter than `repeat_every`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +15,22 @@ use super::fault::{Fault, Target};
 use super::state::Shared;
 use super::world::{IssueSpec, World};
 
-/// A timed fault script.
+/// A timed fault script, loaded from YAML:
+///
+/// ```yaml
+/// repeat_every: 6m            # optional; the steps run again each period
+/// steps:
+///   - {at: 30s, tenant: fabrikam.onmicrosoft.com, target: exchange, fault: down}
+///   - {at: 1m, tenant: northwind.onmicrosoft.com, target: sharepoint, fault: throttled, retry_after: 20s}
+///   - {at: 1m, tenant: x, target: organization, fault: slow, delay: 3s}
+///   - {at: 3m, tenant: fabrikam.onmicrosoft.com, target: exchange, clear: true}
+///   - {at: 1m, tenant: contoso.onmicrosoft.com, service_health: {service: Exchange Online, status: serviceDegradation}}
+///   - {at: 1m, tenant: contoso.onmicrosoft.com, open_issue: {id: EX000001, service: Exchange Online, title: ...}}
+///   - {at: 4m, tenant: contoso.onmicrosoft.com, resolve_issue: EX000001}
+///   - {at: 5m, clear_all: true}
+/// ```
+/// `at` is measured from the start of the run (of each period when
+/// repeating) and must be shorter than `repeat_every`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     /// Run the steps again every period.

@@ -1,59 +1,6 @@
 //! Loading a [`World`] from YAML.
 //!
-//! ```yaml
-//! token_lifetime_seconds: 3599          # optional
-//! strict_rotation: false               # optional; a used refresh token stops working
-//! device_verification_uri: https://microsoft.com/devicelogin   # optional
-//! apps:
-//!   - client_id: 0e5b0a52-8f1a-4d5e-9d3c-6b7f3c2a9e01
-//!     display_name: m365mon demo
-//!     public_client: false             # "allow public client flows" (device code)
-//!     secrets:
-//!       - value: s3cr3t
-//!         expired: false
-//!     certificates:                    # each: file (relative to this file) or inline pem
-//!       - file: ../certs/app.crt.pem
-//!     federated_credentials:
-//!       - issuer: https://token.actions.githubusercontent.com
-//!         subject: repo:example/repo:ref:refs/heads/main
-//! tenants:
-//!   - id: 11111111-1111-4111-8111-111111111111
-//!     display_name: Contoso
-//!     domains: [contoso.onmicrosoft.com, contoso.com]   # first = default domain
-//!     country: US
-//!     strict_rotation: true            # optional override
-//!     consents:                        # apps with a service principal here
-//!       - client_id: 0e5b0a52-8f1a-4d5e-9d3c-6b7f3c2a9e01
-//!         roles: [Organization.Read.All]   # empty: token without roles -> Graph 403
-//!         scopes: [Organization.Read.All]  # delegated (scp); default = roles
-//!     users:
-//!       - upn: monitor@contoso.com
-//!         id: GUID                     # optional; derived from the UPN
-//!         display_name: Monitor        # optional
-//!         mailbox: true                # optional, default true
-//!         drive: true                  # optional, default true
-//!     sites:
-//!       - url: https://contoso.sharepoint.com/sites/monitoring
-//!         display_name: Monitoring     # optional
-//!     teams:
-//!       - id: GUID
-//!         display_name: Ops            # optional
-//!         description: ...             # optional
-//!         archived: false              # optional
-//!     services:                        # optional; default: the main M365 services, operational
-//!       - {id: Exchange, name: Exchange Online, status: serviceOperational}
-//!     issues:
-//!       - {id: EX000001, service: Exchange Online, title: ..., classification: incident,
-//!          status: serviceDegradation, start: 2025-01-10T08:00:00Z, resolved: false}
-//!     messages:
-//!       - {id: MC000001, title: ..., category: planForChange, severity: normal,
-//!          services: [SharePoint Online], start: 2025-01-01T00:00:00Z}
-//!     device_flow: {outcome: approve, after_polls: 1, interval_seconds: 5,
-//!                   expires_in_seconds: 900, enforce_interval: false, user: monitor@contoso.com}
-//!     mail: {delivery_delay_seconds: 2, drop: false}
-//!     customers:                       # delegatedAdminCustomers of a partner tenant
-//!       - {tenant_id: GUID, display_name: Fabrikam}
-//! ```
+//! The format is documented in the `sim` module docs ("World file").
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
