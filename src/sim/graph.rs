@@ -829,7 +829,7 @@ fn drive(cx: &Ctx, t: &Tenant, u: &str) -> Response {
             "User's mysite not found.",
         );
     }
-    let host = format!("{}-my.sharepoint.com", tenant_prefix(&t));
+    let host = format!("{}-my.sharepoint.com", tenant_prefix(t));
     let personal = user.upn.replace(['@', '.'], "_");
     let drive_id = format!(
         "b!{}",
