@@ -234,9 +234,11 @@ impl Drop for Inner {
 /// Only if the crypto library cannot generate an RSA key, which means the
 /// process cannot do TLS either.
 pub async fn start(listener: TcpListener, world: World) -> SimHandle {
-    let keys = match jwt::SigningKeys::generate() {
-        Ok(k) => k,
-        Err(e) => panic!("simulator cannot create its signing key: {e}"),
+    // The first start generates an RSA key (a few hundred ms of CPU): keep it off the async workers.
+    let keys = match tokio::task::spawn_blocking(jwt::SigningKeys::generate).await {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => panic!("simulator cannot create its signing key: {e}"),
+        Err(e) => panic!("simulator key generation task failed: {e}"),
     };
     let addr = listener
         .local_addr()
