@@ -208,7 +208,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
         (&Method::POST, ["device", action @ ("approve" | "decline")]) => (|| {
             let b: DeviceBody = parse(req)?;
             let mut rt = shared.rt();
-            if super::ests::settle_device_code(&mut rt, &b.user_code, *action == "approve") {
+            if super::delegated::settle_device_code(&mut rt, &b.user_code, *action == "approve") {
                 Ok(json_response(
                     StatusCode::OK,
                     &json!({"user_code": b.user_code, "result": action}),

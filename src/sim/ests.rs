@@ -1,7 +1,8 @@
 //! The Entra ID v2.0 token service (protocol doc section 1): the token
-//! endpoint (client credentials with a secret, HTTP Basic, a certificate or a
-//! federated assertion; refresh tokens; device code polling), the device
-//! authorization endpoint and OIDC discovery.
+//! endpoint's dispatch, client authentication (secret in the body, HTTP
+//! Basic, certificate or federated assertion), `client_credentials`,
+//! token-endpoint faults, AADSTS errors and OIDC discovery. Delegated grants
+//! (device code, refresh token) are in `delegated`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,12 +12,12 @@ use base64::engine::general_purpose::STANDARD;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::assertion;
 use super::fault::{Fault, Target, retry_after_secs};
 use super::http::{EstsError, Outcome, Reply, Req, Response, ests_ok, ests_raw};
 use super::ids;
-use super::state::{DeviceCode, DeviceState, RefreshRecord, Runtime, Shared};
-use super::world::{App, DeviceOutcome, Tenant, User};
+use super::state::{Runtime, Shared};
+use super::world::{App, Tenant};
+use super::{assertion, delegated};
 
 /// `client_assertion_type` for JWT assertions.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -25,9 +26,7 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The public Graph resource.
 pub(crate) const PUBLIC_GRAPH: &str = "https://graph.microsoft.com";
 /// Inactivity after which a refresh token stops working (AADSTS700082).
-const REFRESH_INACTIVITY_SECONDS: i64 = 90 * 24 * 3600;
-/// OIDC scopes that may accompany a resource scope.
-const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
+pub(super) const REFRESH_INACTIVITY_SECONDS: i64 = 90 * 24 * 3600;
 
 /// Why a request stopped before success.
 pub(crate) enum Fail {
@@ -42,11 +41,11 @@ impl From<EstsError> for Fail {
     }
 }
 
-type Res<T> = Result<T, Fail>;
+pub(super) type Res<T> = Result<T, Fail>;
 
 /// Which endpoint (and grant) a fault is being applied to.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(super) enum Endpoint {
     ClientCredentials,
     Refresh,
     DevicePoll,
@@ -62,7 +61,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
     let result = match segs.as_slice() {
         [tenant, "oauth2", "v2.0", "token"] => token(shared, req, tenant, &mut tenant_guid).await,
         [tenant, "oauth2", "v2.0", "devicecode"] => {
-            devicecode(shared, req, tenant, &mut tenant_guid).await
+            delegated::devicecode(shared, req, tenant, &mut tenant_guid).await
         }
         [tenant, "v2.0", ".well-known", "openid-configuration"] => {
             discovery(shared, req, tenant, &authority)
@@ -94,13 +93,13 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
 }
 
 /// A tenant path segment, resolved.
-enum TenantRef {
+pub(super) enum TenantRef {
     Known(String),
     Alias(&'static str),
     Unknown,
 }
 
-fn resolve_tenant(rt: &Runtime, seg: &str) -> TenantRef {
+pub(super) fn resolve_tenant(rt: &Runtime, seg: &str) -> TenantRef {
     match seg.to_ascii_lowercase().as_str() {
         "common" => TenantRef::Alias("common"),
         "organizations" => TenantRef::Alias("organizations"),
@@ -112,7 +111,7 @@ fn resolve_tenant(rt: &Runtime, seg: &str) -> TenantRef {
     }
 }
 
-fn tenant_not_found(seg: &str) -> EstsError {
+pub(super) fn tenant_not_found(seg: &str) -> EstsError {
     EstsError::bad(
         "invalid_tenant",
         90_002,
@@ -122,7 +121,7 @@ fn tenant_not_found(seg: &str) -> EstsError {
     )
 }
 
-fn alias_not_supported(alias: &str) -> EstsError {
+pub(super) fn alias_not_supported(alias: &str) -> EstsError {
     EstsError::bad(
         "invalid_request",
         9_001_023,
@@ -132,7 +131,7 @@ fn alias_not_supported(alias: &str) -> EstsError {
     )
 }
 
-fn app_not_in_tenant(client_id: &str, tenant: &str) -> EstsError {
+pub(super) fn app_not_in_tenant(client_id: &str, tenant: &str) -> EstsError {
     EstsError::bad(
         "unauthorized_client",
         700_016,
@@ -142,7 +141,7 @@ fn app_not_in_tenant(client_id: &str, tenant: &str) -> EstsError {
     )
 }
 
-fn bad_secret(client_id: &str) -> EstsError {
+pub(super) fn bad_secret(client_id: &str) -> EstsError {
     EstsError::client(
         7_000_215,
         format!(
@@ -151,7 +150,7 @@ fn bad_secret(client_id: &str) -> EstsError {
     )
 }
 
-fn expired_secret(client_id: &str) -> EstsError {
+pub(super) fn expired_secret(client_id: &str) -> EstsError {
     EstsError::client(
         7_000_222,
         format!(
@@ -160,14 +159,14 @@ fn expired_secret(client_id: &str) -> EstsError {
     )
 }
 
-fn no_credential() -> EstsError {
+pub(super) fn no_credential() -> EstsError {
     EstsError::client(
         7_000_218,
         "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
     )
 }
 
-fn consent_required(app: &App) -> EstsError {
+pub(super) fn consent_required(app: &App) -> EstsError {
     EstsError::bad(
         "invalid_grant",
         65_001,
@@ -180,7 +179,7 @@ fn consent_required(app: &App) -> EstsError {
 }
 
 /// Applies the tenant's token-endpoint fault, if any.
-async fn token_fault(
+pub(super) async fn token_fault(
     shared: &Arc<Shared>,
     tenant: &str,
     seg: &str,
@@ -239,7 +238,7 @@ async fn token_fault(
     Err(err.into())
 }
 
-fn refresh_expired(now: i64) -> EstsError {
+pub(super) fn refresh_expired(now: i64) -> EstsError {
     let issued = super::clock::fmt_iso(now - REFRESH_INACTIVITY_SECONDS - 3600);
     EstsError::bad(
         "invalid_grant",
@@ -249,7 +248,7 @@ fn refresh_expired(now: i64) -> EstsError {
     .with_suberror("bad_token")
 }
 
-fn refresh_revoked() -> EstsError {
+pub(super) fn refresh_revoked() -> EstsError {
     EstsError::bad(
         "invalid_grant",
         50_173,
@@ -257,7 +256,7 @@ fn refresh_revoked() -> EstsError {
     )
 }
 
-fn parse_form(body: &[u8]) -> HashMap<String, String> {
+pub(super) fn parse_form(body: &[u8]) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
@@ -266,14 +265,17 @@ fn parse_form(body: &[u8]) -> HashMap<String, String> {
 }
 
 /// How the client authenticated.
-enum Cred {
+pub(super) enum Cred {
     None,
     Secret(String),
     Assertion { typ: String, assertion: String },
 }
 
 /// Finds client_id and the one credential (protocol doc 1.2).
-fn client_auth(req: &Req, form: &HashMap<String, String>) -> Res<(Option<String>, Cred)> {
+pub(super) fn client_auth(
+    req: &Req,
+    form: &HashMap<String, String>,
+) -> Res<(Option<String>, Cred)> {
     let malformed_basic = || {
         EstsError::bad(
             "invalid_request",
@@ -343,7 +345,7 @@ fn client_auth(req: &Req, form: &HashMap<String, String>) -> Res<(Option<String>
 
 /// Checks a credential against the app. `token_urls` are the URLs the
 /// assertion's `aud` may name.
-fn verify_cred(app: &App, cred: &Cred, token_urls: &[String], now: i64) -> Res<()> {
+pub(super) fn verify_cred(app: &App, cred: &Cred, token_urls: &[String], now: i64) -> Res<()> {
     match cred {
         Cred::None => Err(no_credential().into()),
         Cred::Secret(s) => {
@@ -376,7 +378,7 @@ fn verify_cred(app: &App, cred: &Cred, token_urls: &[String], now: i64) -> Res<(
 
 /// The Graph roots this simulator accepts in scopes: its own (by Host header
 /// and by listener address) and the public one.
-fn graph_bases(shared: &Shared, req: &Req) -> Vec<String> {
+pub(super) fn graph_bases(shared: &Shared, req: &Req) -> Vec<String> {
     vec![
         format!("http://{}/graph", req.host),
         format!("http://{}/graph", shared.addr),
@@ -385,7 +387,7 @@ fn graph_bases(shared: &Shared, req: &Req) -> Vec<String> {
 }
 
 /// Splits `scope` into (resource base, permission) when it names a Graph root.
-fn graph_scope<'a>(scope: &'a str, bases: &[String]) -> Option<(String, &'a str)> {
+pub(super) fn graph_scope<'a>(scope: &'a str, bases: &[String]) -> Option<(String, &'a str)> {
     bases.iter().find_map(|b| {
         let n = b.len();
         let head = scope.get(..n)?;
@@ -395,7 +397,7 @@ fn graph_scope<'a>(scope: &'a str, bases: &[String]) -> Option<(String, &'a str)
     })
 }
 
-fn invalid_scope(scope: &str) -> EstsError {
+pub(super) fn invalid_scope(scope: &str) -> EstsError {
     EstsError::bad(
         "invalid_scope",
         70_011,
@@ -406,7 +408,7 @@ fn invalid_scope(scope: &str) -> EstsError {
 }
 
 /// The token URLs an assertion's `aud` may name.
-fn token_urls(shared: &Shared, req: &Req) -> Vec<String> {
+pub(super) fn token_urls(shared: &Shared, req: &Req) -> Vec<String> {
     vec![
         format!("http://{}{}", req.host, req.path),
         format!("http://{}{}", shared.addr, req.path),
@@ -474,8 +476,10 @@ async fn token(
             tenant.as_deref().unwrap_or_default(),
             seg,
         ),
-        Endpoint::Refresh => refresh(shared, req, &form, tenant, seg, tenant_out).await,
-        Endpoint::DevicePoll => device_poll(shared, req, &form, tenant, seg, tenant_out).await,
+        Endpoint::Refresh => delegated::refresh(shared, req, &form, tenant, seg, tenant_out).await,
+        Endpoint::DevicePoll => {
+            delegated::device_poll(shared, req, &form, tenant, seg, tenant_out).await
+        }
         _ => Err(EstsError::bad(
             "unsupported_grant_type",
             70_003,
@@ -486,7 +490,7 @@ async fn token(
 }
 
 /// App, tenant and consent for a request, or the AADSTS error.
-fn lookup(
+pub(super) fn lookup(
     rt: &Runtime,
     client_id: &str,
     tenant: &str,
@@ -584,7 +588,7 @@ fn client_credentials(
     })))
 }
 
-fn base_claims(t: &Tenant, app: &App, resource: &str, now: i64, lifetime: u64) -> Value {
+pub(super) fn base_claims(t: &Tenant, app: &App, resource: &str, now: i64, lifetime: u64) -> Value {
     json!({
         "aud": resource,
         "iss": format!("https://sts.windows.net/{}/", t.id),
@@ -597,509 +601,6 @@ fn base_claims(t: &Tenant, app: &App, resource: &str, now: i64, lifetime: u64) -
         "uti": ids::random_token(16),
         "ver": "1.0",
     })
-}
-
-/// A parsed delegated scope request.
-struct DelegatedScope {
-    resource: String,
-    perms: Vec<String>,
-    oidc: Vec<String>,
-}
-
-fn parse_delegated_scope(scope: &str, bases: &[String]) -> Result<DelegatedScope, EstsError> {
-    let mut resource: Option<String> = None;
-    let mut perms = Vec::new();
-    let mut oidc = Vec::new();
-    for part in scope.split_whitespace() {
-        if OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(part)) {
-            oidc.push(part.to_ascii_lowercase());
-            continue;
-        }
-        let (base, perm) = match graph_scope(part, bases) {
-            Some((b, p)) => (b, p.to_string()),
-            None if !part.contains("://") && !part.contains('/') => {
-                (PUBLIC_GRAPH.to_string(), part.to_string())
-            }
-            None => return Err(invalid_scope(part)),
-        };
-        if let Some(r) = &resource
-            && *r != base
-        {
-            return Err(EstsError::bad(
-                "invalid_scope",
-                700_022,
-                format!(
-                    "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope {scope} is not valid."
-                ),
-            ));
-        }
-        resource = Some(base);
-        perms.push(perm);
-    }
-    Ok(DelegatedScope {
-        resource: resource.unwrap_or_else(|| PUBLIC_GRAPH.to_string()),
-        perms,
-        oidc,
-    })
-}
-
-/// The delegated scopes granted for a request, or 65001.
-fn grant_scopes(app: &App, t: &Tenant, perms: &[String]) -> Result<Vec<String>, EstsError> {
-    let consent = t
-        .consents
-        .iter()
-        .find(|c| c.client_id == app.client_id)
-        .ok_or_else(|| consent_required(app))?;
-    if perms.is_empty() || perms.iter().any(|p| p == ".default") {
-        return Ok(consent.scopes.clone());
-    }
-    let mut out = Vec::new();
-    for p in perms {
-        match consent.scopes.iter().find(|s| s.eq_ignore_ascii_case(p)) {
-            Some(s) => out.push(s.clone()),
-            None => return Err(consent_required(app)),
-        }
-    }
-    Ok(out)
-}
-
-fn device_user(t: &Tenant) -> User {
-    let upn = t.device_flow.user.clone();
-    let found = match &upn {
-        Some(u) => t.users.iter().find(|x| x.upn == *u),
-        None => t.users.first(),
-    };
-    found.cloned().unwrap_or_else(|| {
-        let upn = upn.unwrap_or_else(|| {
-            format!(
-                "user@{}",
-                t.domains
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("example.com")
-            )
-        });
-        User {
-            id: ids::derived_guid(&format!("user:{}:{upn}", t.id)),
-            display_name: "Device User".into(),
-            upn,
-            mailbox: false,
-            drive: false,
-        }
-    })
-}
-
-/// Mints delegated tokens and, with `offline_access`, a refresh token.
-#[allow(clippy::too_many_arguments)]
-fn delegated_body(
-    shared: &Shared,
-    rt: &mut Runtime,
-    t: &Tenant,
-    app: &App,
-    user: &User,
-    resource: &str,
-    scopes: &[String],
-    oidc: &[String],
-    authority: &str,
-) -> Value {
-    let now = rt.now();
-    let lifetime = rt.world.token_lifetime_seconds;
-    let mut claims = base_claims(t, app, resource, now, lifetime);
-    claims["idtyp"] = json!("user");
-    claims["scp"] = json!(scopes.join(" "));
-    claims["oid"] = json!(user.id);
-    claims["sub"] = json!(ids::derived_guid(&format!(
-        "sub:{}:{}",
-        app.client_id, user.id
-    )));
-    claims["upn"] = json!(user.upn);
-    claims["name"] = json!(user.display_name);
-    let access = shared.keys.mint(&claims);
-    let mut scope_list: Vec<String> = scopes.iter().map(|s| format!("{resource}/{s}")).collect();
-    scope_list.extend(oidc.iter().cloned());
-    let mut body = json!({
-        "token_type": "Bearer",
-        "scope": scope_list.join(" "),
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": access,
-    });
-    if oidc.iter().any(|o| o == "offline_access") {
-        let rt_value = format!("0.SIM{}", ids::random_token(48));
-        rt.refresh_tokens.insert(
-            rt_value.clone(),
-            RefreshRecord {
-                tenant: t.id.clone(),
-                client_id: app.client_id.clone(),
-                user_upn: user.upn.clone(),
-                resource: resource.to_string(),
-                scopes: scopes.to_vec(),
-                oidc: oidc.to_vec(),
-                last_used_unix: now,
-                valid: true,
-            },
-        );
-        body["refresh_token"] = json!(rt_value);
-    }
-    if oidc.iter().any(|o| o == "openid") {
-        let id_claims = json!({
-            "aud": app.client_id,
-            "iss": format!("{authority}/{}/v2.0", t.id),
-            "iat": now,
-            "nbf": now,
-            "exp": now + 3600,
-            "name": user.display_name,
-            "oid": user.id,
-            "preferred_username": user.upn,
-            "sub": ids::derived_guid(&format!("sub:{}:{}", app.client_id, user.id)),
-            "tid": t.id,
-            "ver": "2.0",
-        });
-        body["id_token"] = json!(shared.keys.mint(&id_claims));
-    }
-    body
-}
-
-async fn refresh(
-    shared: &Arc<Shared>,
-    req: &Req,
-    form: &HashMap<String, String>,
-    path_tenant: Option<String>,
-    seg: &str,
-    tenant_out: &mut Option<String>,
-) -> Res<Response> {
-    let (client_id, cred) = client_auth(req, form)?;
-    let client_id = client_id.ok_or_else(|| EstsError::missing("client_id"))?;
-    let rt_value = form
-        .get("refresh_token")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("refresh_token"))?;
-    let malformed = || {
-        EstsError::bad(
-            "invalid_grant",
-            9_002_313,
-            "Invalid request. Request is malformed or invalid.",
-        )
-    };
-    let record = shared
-        .rt()
-        .refresh_tokens
-        .get(&rt_value)
-        .cloned()
-        .ok_or_else(malformed)?;
-    if let Some(p) = &path_tenant
-        && *p != record.tenant
-    {
-        return Err(malformed().into());
-    }
-    if path_tenant.is_none() {
-        *tenant_out = Some(record.tenant.clone());
-        token_fault(shared, &record.tenant, seg, &client_id, Endpoint::Refresh).await?;
-    }
-    if !record.client_id.eq_ignore_ascii_case(&client_id) {
-        return Err(EstsError::bad(
-            "invalid_grant",
-            700_005,
-            "Provided Authorization Code is intended to use against other tenant or application.",
-        )
-        .with_suberror("client_mismatch")
-        .into());
-    }
-    let (app, t, now, strict) = {
-        let rt = shared.rt();
-        let app = rt
-            .world
-            .app(&client_id)
-            .cloned()
-            .ok_or_else(|| app_not_in_tenant(&client_id, seg))?;
-        let t = rt
-            .world
-            .tenant(&record.tenant)
-            .cloned()
-            .ok_or_else(|| tenant_not_found(seg))?;
-        let strict = t.strict_rotation.unwrap_or(rt.world.strict_rotation);
-        (app, t, rt.now(), strict)
-    };
-    if !matches!(cred, Cred::None) || !app.public_client {
-        verify_cred(&app, &cred, &token_urls(shared, req), now)?;
-    }
-    if !record.valid {
-        return Err(EstsError::bad(
-            "invalid_grant",
-            70_008,
-            "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-        )
-        .into());
-    }
-    if now - record.last_used_unix > REFRESH_INACTIVITY_SECONDS {
-        return Err(refresh_expired(now).into());
-    }
-    if !t.consents.iter().any(|c| c.client_id == app.client_id) {
-        return Err(consent_required(&app).into());
-    }
-    let (resource, scopes, oidc) = match form
-        .get("scope")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
-        None => (
-            record.resource.clone(),
-            grant_scopes(&app, &t, &record.scopes)?,
-            record.oidc.clone(),
-        ),
-        Some(s) => {
-            let d = parse_delegated_scope(s, &graph_bases(shared, req))?;
-            let mut oidc = d.oidc;
-            // The refresh grant keeps offline access; clients often omit it here.
-            if !oidc.iter().any(|o| o == "offline_access") {
-                oidc.push("offline_access".into());
-            }
-            (d.resource, grant_scopes(&app, &t, &d.perms)?, oidc)
-        }
-    };
-    let user = t
-        .users
-        .iter()
-        .find(|u| u.upn == record.user_upn)
-        .cloned()
-        .unwrap_or_else(|| device_user(&t));
-    let authority = format!("{}/login", req.origin());
-    let mut rt = shared.rt();
-    if let Some(old) = rt.refresh_tokens.get_mut(&rt_value) {
-        old.last_used_unix = now;
-        if strict {
-            old.valid = false;
-        }
-    }
-    let body = delegated_body(
-        shared, &mut rt, &t, &app, &user, &resource, &scopes, &oidc, &authority,
-    );
-    Ok(ests_ok(&body))
-}
-
-async fn devicecode(
-    shared: &Arc<Shared>,
-    req: &Req,
-    seg: &str,
-    tenant_out: &mut Option<String>,
-) -> Res<Response> {
-    if req.method != Method::POST {
-        return Err(EstsError::bad(
-            "invalid_request",
-            900_561,
-            format!(
-                "The endpoint only accepts POST requests. Received a {} request.",
-                req.method
-            ),
-        )
-        .into());
-    }
-    let form = parse_form(&req.body);
-    let client_id = form
-        .get("client_id")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("client_id"))?;
-    let tenant = {
-        let rt = shared.rt();
-        match resolve_tenant(&rt, seg) {
-            TenantRef::Unknown => return Err(tenant_not_found(seg).into()),
-            TenantRef::Alias("consumers") => return Err(alias_not_supported("consumers").into()),
-            TenantRef::Alias(_) => rt
-                .world
-                .tenants
-                .iter()
-                .find(|t| {
-                    t.consents
-                        .iter()
-                        .any(|c| c.client_id.eq_ignore_ascii_case(&client_id))
-                })
-                .map(|t| t.id.clone())
-                .ok_or_else(|| app_not_in_tenant(&client_id, seg))?,
-            TenantRef::Known(g) => g,
-        }
-    };
-    *tenant_out = Some(tenant.clone());
-    token_fault(
-        shared,
-        &tenant,
-        seg,
-        &client_id,
-        Endpoint::DeviceAuthorization,
-    )
-    .await?;
-    let scope = form
-        .get("scope")
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("scope"))?;
-    parse_delegated_scope(&scope, &graph_bases(shared, req))?;
-    let mut rt = shared.rt();
-    let (_, t) = lookup(&rt, &client_id, &tenant, seg)?;
-    let now = rt.now();
-    let user_code = ids::user_code();
-    let device_code = format!("DAQABIQEAAAD--{}", ids::random_token(48));
-    let flow = &t.device_flow;
-    rt.device_codes.insert(
-        device_code.clone(),
-        DeviceCode {
-            user_code: user_code.clone(),
-            tenant: t.id.clone(),
-            client_id: client_id.to_ascii_lowercase(),
-            scope,
-            created_unix: now,
-            expires_in: flow.expires_in_seconds,
-            interval: flow.interval_seconds,
-            polls: 0,
-            last_poll_unix: None,
-            state: DeviceState::Scripted,
-        },
-    );
-    let uri = rt.world.device_verification_uri.clone();
-    Ok(ests_ok(&json!({
-        "user_code": user_code,
-        "device_code": device_code,
-        "verification_uri": uri,
-        "expires_in": flow.expires_in_seconds,
-        "interval": flow.interval_seconds,
-        "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {user_code} to authenticate."),
-    })))
-}
-
-fn bad_device_code() -> EstsError {
-    EstsError::bad(
-        "bad_verification_code",
-        70_000,
-        "The provided value for the input parameter 'device_code' is not valid.",
-    )
-}
-
-async fn device_poll(
-    shared: &Arc<Shared>,
-    req: &Req,
-    form: &HashMap<String, String>,
-    path_tenant: Option<String>,
-    seg: &str,
-    tenant_out: &mut Option<String>,
-) -> Res<Response> {
-    let (client_id, cred) = client_auth(req, form)?;
-    let client_id = client_id.ok_or_else(|| EstsError::missing("client_id"))?;
-    let code = form
-        .get("device_code")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("device_code"))?;
-    let dc = shared
-        .rt()
-        .device_codes
-        .get(&code)
-        .cloned()
-        .ok_or_else(bad_device_code)?;
-    if !dc.client_id.eq_ignore_ascii_case(&client_id)
-        || path_tenant.as_ref().is_some_and(|p| *p != dc.tenant)
-    {
-        return Err(bad_device_code().into());
-    }
-    if path_tenant.is_none() {
-        *tenant_out = Some(dc.tenant.clone());
-        token_fault(shared, &dc.tenant, seg, &client_id, Endpoint::DevicePoll).await?;
-    }
-    let (app, t) = {
-        let rt = shared.rt();
-        lookup(&rt, &client_id, &dc.tenant, seg)?
-    };
-    let now = shared.rt().now();
-    if !matches!(cred, Cred::None) || !app.public_client {
-        verify_cred(&app, &cred, &token_urls(shared, req), now)?;
-    }
-    // Count the poll and decide, under one lock.
-    let decision = {
-        let mut rt = shared.rt();
-        let Some(entry) = rt.device_codes.get_mut(&code) else {
-            return Err(bad_device_code().into());
-        };
-        let too_fast = t.device_flow.enforce_interval
-            && entry
-                .last_poll_unix
-                .is_some_and(|p| now - p < i64::try_from(entry.interval).unwrap_or(5));
-        entry.last_poll_unix = Some(now);
-        entry.polls += 1;
-        if entry.state == DeviceState::Redeemed {
-            PollDecision::AlreadyRedeemed
-        } else if now - entry.created_unix > i64::try_from(entry.expires_in).unwrap_or(900) {
-            PollDecision::Expired
-        } else if too_fast {
-            PollDecision::SlowDown
-        } else {
-            match entry.state {
-                DeviceState::Approved => PollDecision::Approve,
-                DeviceState::Declined => PollDecision::Decline,
-                _ if entry.polls <= t.device_flow.after_polls => PollDecision::Pending,
-                _ => match t.device_flow.outcome {
-                    DeviceOutcome::Approve => PollDecision::Approve,
-                    DeviceOutcome::Decline => PollDecision::Decline,
-                    DeviceOutcome::Pending => PollDecision::Pending,
-                },
-            }
-        }
-    };
-    match decision {
-        PollDecision::Pending => Err(EstsError::bad(
-            "authorization_pending",
-            70_016,
-            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
-        )
-        .into()),
-        PollDecision::SlowDown => Err(EstsError {
-            status: StatusCode::BAD_REQUEST,
-            error: "slow_down",
-            code: None,
-            description: "Polling too frequently: wait at least the interval between polls, then add 5 seconds.".into(),
-            suberror: None,
-            retry_after: None,
-        }
-        .into()),
-        PollDecision::Expired => Err(EstsError::bad(
-            "expired_token",
-            70_020,
-            "The provided value for the input parameter 'device_code' is not valid. This device code has expired.",
-        )
-        .into()),
-        PollDecision::AlreadyRedeemed => Err(EstsError::bad(
-            "invalid_grant",
-            90_120,
-            "The device code was already used: the request has already been authorized or declined.",
-        )
-        .into()),
-        PollDecision::Decline => Err(EstsError::bad(
-            "authorization_declined",
-            70_000,
-            "The end user denied the authorization request.",
-        )
-        .into()),
-        PollDecision::Approve => {
-            let d = parse_delegated_scope(&dc.scope, &graph_bases(shared, req))?;
-            let scopes = grant_scopes(&app, &t, &d.perms)?;
-            let user = device_user(&t);
-            let authority = format!("{}/login", req.origin());
-            let mut rt = shared.rt();
-            if let Some(entry) = rt.device_codes.get_mut(&code) {
-                entry.state = DeviceState::Redeemed;
-            }
-            let body = delegated_body(shared, &mut rt, &t, &app, &user, &d.resource, &scopes, &d.oidc, &authority);
-            Ok(ests_ok(&body))
-        }
-    }
-}
-
-enum PollDecision {
-    Pending,
-    SlowDown,
-    Expired,
-    AlreadyRedeemed,
-    Decline,
-    Approve,
 }
 
 fn discovery(shared: &Arc<Shared>, req: &Req, seg: &str, authority: &str) -> Res<Response> {
@@ -1124,20 +625,4 @@ fn discovery(shared: &Arc<Shared>, req: &Req, seg: &str, authority: &str) -> Res
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": req.host.clone() + "/graph",
     })))
-}
-
-/// Approves (`true`) or declines a pending device code by user code.
-pub(crate) fn settle_device_code(rt: &mut Runtime, user_code: &str, approve: bool) -> bool {
-    let mut found = false;
-    for dc in rt.device_codes.values_mut() {
-        if dc.user_code.eq_ignore_ascii_case(user_code) && dc.state != DeviceState::Redeemed {
-            dc.state = if approve {
-                DeviceState::Approved
-            } else {
-                DeviceState::Declined
-            };
-            found = true;
-        }
-    }
-    found
 }

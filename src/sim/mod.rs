@@ -166,6 +166,7 @@ mod assertion;
 mod clock;
 mod collection;
 mod control;
+mod delegated;
 mod duration;
 mod error;
 mod ests;
@@ -384,12 +385,12 @@ impl SimHandle {
 
     /// Approves a pending device code by its user code; false if none matches.
     pub fn approve_device_code(&self, user_code: &str) -> bool {
-        ests::settle_device_code(&mut self.shared().rt(), user_code, true)
+        delegated::settle_device_code(&mut self.shared().rt(), user_code, true)
     }
 
     /// Declines a pending device code by its user code; false if none matches.
     pub fn decline_device_code(&self, user_code: &str) -> bool {
-        ests::settle_device_code(&mut self.shared().rt(), user_code, false)
+        delegated::settle_device_code(&mut self.shared().rt(), user_code, false)
     }
 
     /// Moves the simulator's wall clock forward (token expiry, assertion
