@@ -339,3 +339,64 @@ fn validate_users(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<WebConfig, WebConfigError> {
+        let p = std::env::temp_dir().join(format!("m365mon-webcfg-{}.yml", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).expect("write");
+        let r = WebConfig::load(&p);
+        let _ = std::fs::remove_file(&p);
+        r
+    }
+
+    #[test]
+    fn null_sections_and_empty_values_mean_unset() {
+        let c = load_text("tls_server_config:\nhttp_server_config:\nbasic_auth_users:\n")
+            .expect("valid");
+        assert!(!c.tls_enabled() && c.http2() && !c.basic_auth_enabled());
+        let c = load_text("tls_server_config:\n  cert_file: \"\"\n  min_version: TLS13\n")
+            .expect("valid");
+        assert!(
+            !c.tls_enabled(),
+            "as in the toolkit, no certificate means plain HTTP"
+        );
+    }
+
+    #[test]
+    fn header_values_may_be_plain_numbers() {
+        let c =
+            load_text("http_server_config:\n  headers:\n    X-XSS-Protection: 0\n").expect("valid");
+        assert_eq!(c.headers()[0].1, "0");
+    }
+
+    #[test]
+    fn a_cert_file_wins_over_an_inline_cert() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+        let c = load_text(&format!(
+            "tls_server_config:\n  cert_file: {dir}/server.pem\n  cert: not pem\n  key_file: {dir}/server.key\n"
+        ))
+        .expect("valid");
+        assert!(c.tls_enabled());
+    }
+
+    #[test]
+    fn debug_shows_no_hashes() {
+        let hash = "$2y$04$EVXrWcLVLulBzhQxqUlEVeyLr4VRULj1TpQ3TFFq.0MECOwYW37vO";
+        let c = load_text(&format!("basic_auth_users:\n  alice: {hash}\n")).expect("valid");
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("alice") && !dbg.contains("$2y$"), "{dbg}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let p = Path::new("/nonexistent/web.yml");
+        let e = WebConfig::load(p).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/web.yml: cannot read the web config file: No such file or directory (os error 2)"
+        );
+    }
+}

@@ -99,3 +99,85 @@ impl LiveConfig {
         refresh.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USERS: &str =
+        "basic_auth_users:\n  a: $2y$04$EVXrWcLVLulBzhQxqUlEVeyLr4VRULj1TpQ3TFFq.0MECOwYW37vO\n";
+
+    fn temp_file(text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("m365mon-reload-{}.yml", uuid::Uuid::new_v4()));
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn each_distinct_error_is_reported_once_and_the_last_good_config_stays() {
+        let path = temp_file(USERS);
+        let live = LiveConfig::new(path.clone(), WebConfig::load(&path).expect("valid"));
+
+        let same = live.refresh();
+        assert!(same.new_error.is_none() && !same.recovered);
+        assert!(
+            Arc::ptr_eq(&same.config, &live.refresh().config),
+            "unchanged file is reused"
+        );
+
+        std::fs::write(&path, "basic_auth_users: 3\n").expect("write");
+        let first = live.refresh();
+        assert!(
+            first
+                .new_error
+                .as_deref()
+                .is_some_and(|e| e.contains(":1:19:")),
+            "{:?}",
+            first.new_error
+        );
+        assert_eq!(
+            first.config.basic_auth_user_names().collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert!(
+            live.refresh().new_error.is_none(),
+            "same error is not reported twice"
+        );
+
+        std::fs::write(&path, "bogus: 1\n").expect("write");
+        assert!(
+            live.refresh().new_error.is_some(),
+            "a different error is reported"
+        );
+
+        std::fs::write(&path, "").expect("write");
+        let back = live.refresh();
+        assert!(back.recovered && back.new_error.is_none());
+        assert!(!back.config.basic_auth_enabled());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn switching_to_tls_needs_a_restart() {
+        let path = temp_file(USERS);
+        let live = LiveConfig::new(path.clone(), WebConfig::load(&path).expect("valid"));
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+        std::fs::write(
+            &path,
+            format!(
+                "tls_server_config:\n  cert_file: {dir}/server.pem\n  key_file: {dir}/server.key\n"
+            ),
+        )
+        .expect("write");
+        let r = live.refresh();
+        assert_eq!(
+            r.new_error,
+            Some(format!(
+                "{}: tls_server_config: switching between TLS and plain HTTP needs a restart",
+                path.display()
+            ))
+        );
+        assert!(!r.config.tls_enabled());
+        let _ = std::fs::remove_file(&path);
+    }
+}
