@@ -366,6 +366,12 @@ mod tests {
     }
 
     #[test]
+    fn yaml_1_1_booleans_are_accepted_as_by_promtool() {
+        let c = load_text("http_server_config:\n  http2: no\n").expect("valid");
+        assert!(!c.http2());
+    }
+
+    #[test]
     fn header_values_may_be_plain_numbers() {
         let c =
             load_text("http_server_config:\n  headers:\n    X-XSS-Protection: 0\n").expect("valid");
