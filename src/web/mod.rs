@@ -1,8 +1,14 @@
 //! HTTP serving shared by the exporter and the simulator: the accept loop,
 //! and TLS and basic auth from an exporter-toolkit web config file.
 
+mod auth;
+mod client_auth;
+mod config;
+mod reload;
 mod server;
+mod tls;
 
+pub use config::{WebConfig, WebConfigError};
 pub use server::{BoxFuture, Handler, ServeError, serve};
 
 use bytes::Bytes;
