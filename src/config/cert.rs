@@ -56,7 +56,9 @@ pub(super) fn load_private_key(path: &Path) -> Result<LoadedKey, String> {
     let invalid = || format!("\"{shown}\" is not a valid RSA private key (PKCS#8 or PKCS#1 PEM)");
     let labels = ["PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"];
     let pem = first_block(&data, &labels).map_err(|_| invalid())?.ok_or_else(|| {
-        format!("\"{shown}\" contains no PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")
+        format!(
+            "\"{shown}\" contains no PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)"
+        )
     })?;
     let pair = match pem.label.as_str() {
         "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&pem.contents),

@@ -102,7 +102,13 @@ fn parse_one(
     Some(Credential { name: name.to_owned(), client_id: client_id?, kind: kinds.pop()? })
 }
 
-fn build_kind(r: &mut Report, map: &MapView<'_>, kind: usize, base_dir: &Path, env: EnvLookup<'_>) -> Option<CredentialKind> {
+fn build_kind(
+    r: &mut Report,
+    map: &MapView<'_>,
+    kind: usize,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+) -> Option<CredentialKind> {
     match KINDS[kind].0 {
         "client_secret" => {
             let s = map.required_string(r, "client_secret")?;
@@ -154,12 +160,12 @@ fn certificate(r: &mut Report, map: &MapView<'_>, base_dir: &Path) -> Option<Cre
     }
     let cert_file = map.has("certificate_file").then(|| file_path(r, map, "certificate_file", base_dir)).flatten();
     let key_file = map.has("private_key_file").then(|| file_path(r, map, "private_key_file", base_dir)).flatten();
-    let cert = cert_file.as_ref().and_then(|f| {
-        cert::load_certificate(&f.value).map_err(|msg| r.error(f.loc, &f.path, msg)).ok()
-    });
-    let key = key_file.as_ref().and_then(|f| {
-        cert::load_private_key(&f.value).map_err(|msg| r.error(f.loc, &f.path, msg)).ok()
-    });
+    let cert = cert_file
+        .as_ref()
+        .and_then(|f| cert::load_certificate(&f.value).map_err(|msg| r.error(f.loc, &f.path, msg)).ok());
+    let key = key_file
+        .as_ref()
+        .and_then(|f| cert::load_private_key(&f.value).map_err(|msg| r.error(f.loc, &f.path, msg)).ok());
     let (cert_file, key_file, cert, key) = (cert_file?, key_file?, cert?, key?);
     if cert.rsa_public_key != key.rsa_public_key {
         r.error(

@@ -63,7 +63,13 @@ const TOP_KEYS: &[&str] = &["global", "credentials", "subscription_defaults", "s
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
     let file_error = |message: String| {
-        ConfigErrors(vec![ConfigError { origin: origin.clone(), line: None, column: None, key_path: String::new(), message }])
+        ConfigErrors(vec![ConfigError {
+            origin: origin.clone(),
+            line: None,
+            column: None,
+            key_path: String::new(),
+            message,
+        }])
     };
     let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read config file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -87,9 +93,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses and validates config text. `origin` names it in errors; relative
 /// paths inside it are resolved against `base_dir`.
 pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    parse_str_with_env(text, origin, base_dir, &|name| {
-        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-    })
+    parse_str_with_env(text, origin, base_dir, &|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
 }
 
 /// Like [`parse_str`], with `env` standing in for the process environment

@@ -87,7 +87,11 @@ impl Config {
                 probes: sub.probes.iter().map(ProbeOut::new).collect(),
             }],
         };
-        serde_saphyr::to_string(&doc).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+        // Indented list items, as in the example config and CONFIGURATION.md.
+        let mut options = serde_saphyr::SerializerOptions::default();
+        options.compact_list_indent = false;
+        serde_saphyr::to_string_with_options(&doc, options)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 }
 

@@ -35,9 +35,8 @@ pub(super) fn parse_defaults(r: &mut Report, node: Option<&Node>, creds: &Creden
     Defaults {
         credential: given("credential").then(|| credential_ref(r, &map, creds).ok_or(())),
         admins: given("admins").then(|| admins(r, &map).ok_or(())),
-        probes: given("probes").then(|| {
-            map.get("probes").and_then(|n| probes::parse_list(r, n, &map.path_of("probes"))).ok_or(())
-        }),
+        probes: given("probes")
+            .then(|| map.get("probes").and_then(|n| probes::parse_list(r, n, &map.path_of("probes"))).ok_or(())),
         probe_interval: given("probe_interval").then(|| map.duration(r, "probe_interval").ok_or(())),
     }
 }
@@ -84,9 +83,9 @@ fn parse_one(
     creds: &CredentialsSection,
     defaults: &Defaults,
 ) -> Option<Subscription> {
-    let tenant_id = map.required_string(r, "tenant_id").and_then(|t| {
-        values::check_tenant(&t.value).map_err(|msg| r.error(t.loc, &t.path, msg)).ok()
-    });
+    let tenant_id = map
+        .required_string(r, "tenant_id")
+        .and_then(|t| values::check_tenant(&t.value).map_err(|msg| r.error(t.loc, &t.path, msg)).ok());
 
     let credential = if map.has("credential") {
         credential_ref(r, map, creds)
@@ -126,7 +125,12 @@ fn parse_one(
             None => Some(
                 DEFAULT_PROBES
                     .iter()
-                    .map(|k| ProbeSpec { name: k.type_name().to_owned(), kind: k.clone(), interval: None, timeout: None })
+                    .map(|k| ProbeSpec {
+                        name: k.type_name().to_owned(),
+                        kind: k.clone(),
+                        interval: None,
+                        timeout: None,
+                    })
                     .collect(),
             ),
         }
@@ -154,11 +158,8 @@ fn effective(
     let timeout = spec.timeout.unwrap_or_else(|| global.timeout.clone());
     if timeout.value > interval.value {
         // Point at the more specific of the two settings: that is the one to change.
-        let (at, other) = if specificity(&timeout) >= specificity(&interval) {
-            (&timeout, &interval)
-        } else {
-            (&interval, &timeout)
-        };
+        let (at, other) =
+            if specificity(&timeout) >= specificity(&interval) { (&timeout, &interval) } else { (&interval, &timeout) };
         let at = if at.loc.is_some() { at } else { other };
         r.error(
             at.loc,

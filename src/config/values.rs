@@ -40,11 +40,8 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
         let (num, after) = rest.split_at(digits);
         let n: u64 = num.parse().map_err(|_| bad("the number is too large"))?;
         // `ms` before `m`, so that `500ms` is not read as 500 minutes and "s".
-        let found = UNITS
-            .iter()
-            .enumerate()
-            .filter(|(_, (u, _))| after.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len());
+        let found =
+            UNITS.iter().enumerate().filter(|(_, (u, _))| after.starts_with(u)).max_by_key(|(_, (u, _))| u.len());
         let Some((i, (unit, ms))) = found else {
             return Err(bad(syntax));
         };
@@ -123,9 +120,7 @@ pub(super) fn check_tenant(s: &str) -> Result<String, String> {
     if is_guid(s) || is_domain(s) {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "invalid tenant_id \"{s}\": expected a tenant GUID or a domain such as contoso.onmicrosoft.com"
-        ))
+        Err(format!("invalid tenant_id \"{s}\": expected a tenant GUID or a domain such as contoso.onmicrosoft.com"))
     }
 }
 
@@ -156,9 +151,7 @@ pub(super) fn check_user(what: &str, s: &str) -> Result<String, String> {
     if is_guid(s) || upn {
         Ok(s.to_owned())
     } else {
-        Err(format!(
-            "invalid {what} \"{s}\": expected a user principal name (user@domain) or an object ID (GUID)"
-        ))
+        Err(format!("invalid {what} \"{s}\": expected a user principal name (user@domain) or an object ID (GUID)"))
     }
 }
 
