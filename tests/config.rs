@@ -786,3 +786,40 @@ subscriptions:
         assert!(shown.contains("broken.yml:"), "{case}: {shown}");
     }
 }
+
+/// Thousands of tenants sharing one probe list through a YAML anchor load
+/// (the parser's default limits for untrusted input would refuse this).
+#[test]
+fn five_thousand_subscriptions_with_a_shared_anchor_load() {
+    let mut text = String::from(
+        "credentials:
+  app:
+    client_id: 11111111-2222-3333-4444-555555555555
+    client_secret: s
+subscriptions:
+  - name: t0
+    tenant_id: t0.onmicrosoft.com
+    credential: app
+    probes: &all
+      - type: auth
+      - type: organization
+      - type: exchange
+        mailbox: m@contoso.com
+      - type: sharepoint
+        site: https://contoso.sharepoint.com/sites/m
+      - type: onedrive
+        user: m@contoso.com
+      - type: teams
+        team_id: 5e5e5e5e-2222-4222-8222-000000000001
+      - type: service_health
+",
+    );
+    for i in 1..5000 {
+        text.push_str(&format!(
+            "  - name: t{i}\n    tenant_id: t{i}.onmicrosoft.com\n    credential: app\n    probes: *all\n"
+        ));
+    }
+    let config = parse_str(&text, "many.yml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.subscriptions.len(), 5000);
+    assert!(config.subscriptions.iter().all(|s| s.probes.len() == 7));
+}

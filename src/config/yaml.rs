@@ -87,6 +87,15 @@ pub(super) fn parse(text: &str) -> Result<Node, SyntaxError> {
     options.strict_booleans = true;
     options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
     options.with_snippet = false;
+    // The defaults suit untrusted input; a config of thousands of tenants
+    // that share one probe list through an anchor must still load.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 10_000_000;
+    budget.max_events = 40_000_000;
+    budget.max_recorded_anchor_events = 40_000_000;
+    budget.enforce_alias_anchor_ratio = false;
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = 40_000_000;
     match serde_saphyr::from_str_with_options::<Spanned<RawNode>>(text, options) {
         Ok(root) => Ok(convert(root, text)),
         Err(e) => {
