@@ -635,7 +635,7 @@ fn render_redacted_names_files_and_variables() {
         (
             "tenant-003",
             format!(
-                "    certificate_file: {dir}/certs/app.crt\n    certificate_not_after: \"2126-11-10\"\n    \
+                "    certificate_file: {dir}/certs/app.crt # expires 2126-11-10\n    \
                  private_key_file: {dir}/certs/app.key\n"
             ),
         ),
@@ -645,6 +645,11 @@ fn render_redacted_names_files_and_variables() {
         let sub = config.subscriptions.iter().find(|s| s.name == name).expect("subscription exists");
         let rendered = config.render_redacted(sub);
         assert!(rendered.contains(&want), "{name}: {want:?} not in\n{rendered}");
+        // Paths are printed resolved, so the rendering reloads from anywhere.
+        let again = parse_str_with_env(&rendered, "rendered.yml", Path::new("."), &fake_env)
+            .unwrap_or_else(|e| panic!("{name}: rendering does not reload:\n{e}"));
+        assert_eq!(again.subscriptions.as_slice(), std::slice::from_ref(sub));
+        assert_eq!(again.credentials[&sub.credential], config.credentials[&sub.credential]);
     }
     let sub = config.subscriptions.iter().find(|s| s.name == "tenant-001").expect("subscription exists");
     let rendered = config.render_redacted(sub);

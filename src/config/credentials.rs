@@ -1,7 +1,7 @@
 //! The `credentials:` section: app registrations and their secrets.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::cert;
 use super::check::{Located, MapView, Report, join};
@@ -189,11 +189,13 @@ fn certificate(r: &mut Report, map: &MapView<'_>, base_dir: &Path) -> Option<Cre
 }
 
 /// A path key, resolved against the config file's directory.
-fn file_path(r: &mut Report, map: &MapView<'_>, key: &str, base_dir: &Path) -> Option<Located<std::path::PathBuf>> {
+fn file_path(r: &mut Report, map: &MapView<'_>, key: &str, base_dir: &Path) -> Option<Located<PathBuf>> {
     let s = map.required_string(r, key)?;
     if s.value.is_empty() {
         r.error(s.loc, &s.path, "must not be empty");
         return None;
     }
-    Some(Located { value: base_dir.join(&s.value), loc: s.loc, path: s.path })
+    // `secret.txt` next to `./m365mon.yml` stays `secret.txt`, not `./secret.txt`.
+    let value = if base_dir == Path::new(".") { PathBuf::from(&s.value) } else { base_dir.join(&s.value) };
+    Some(Located { value, loc: s.loc, path: s.path })
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use serde_saphyr::Commented;
 
 use super::values::format_duration;
 use super::{Config, Credential, CredentialKind, ProbeConfig, ProbeKind, SecretSource, Subscription};
@@ -67,8 +68,8 @@ impl Config {
     }
 
     /// The effective settings of one subscription as YAML, secrets shown as
-    /// `<secret>` (for `/probe?debug=true`). The output has the shape of a
-    /// config file holding just this subscription, with every default filled in.
+    /// `<secret>` (for `/probe?debug=true`). The output is a config file
+    /// holding just this subscription, with every default filled in.
     pub fn render_redacted(&self, sub: &Subscription) -> String {
         let credentials: BTreeMap<&str, CredentialOut<'_>> =
             self.credential_of(sub).map(|c| (c.name.as_str(), CredentialOut::new(c))).into_iter().collect();
@@ -153,10 +154,9 @@ struct CredentialOut<'a> {
     client_secret_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret_env: Option<&'a str>,
+    /// The path, with the certificate's expiry as a YAML comment.
     #[serde(skip_serializing_if = "Option::is_none")]
-    certificate_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    certificate_not_after: Option<String>,
+    certificate_file: Option<Commented<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,8 +173,10 @@ impl<'a> CredentialOut<'a> {
             }
             CredentialKind::Secret(SecretSource::Env(v)) => CredentialOut { client_secret_env: Some(v), ..base },
             CredentialKind::Certificate(cert) => CredentialOut {
-                certificate_file: Some(cert.certificate_file.display().to_string()),
-                certificate_not_after: Some(utc_date(cert.not_after_unix)),
+                certificate_file: Some(Commented(
+                    cert.certificate_file.display().to_string(),
+                    format!("expires {}", utc_date(cert.not_after_unix)),
+                )),
                 private_key_file: Some(cert.private_key_file.display().to_string()),
                 ..base
             },
