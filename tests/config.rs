@@ -828,3 +828,22 @@ subscriptions:
     assert_eq!(config.subscriptions.len(), 5000);
     assert!(config.subscriptions.iter().all(|s| s.probes.len() == 7));
 }
+
+/// Truncated and mangled versions of the example never panic the loader:
+/// each either loads or yields located errors.
+#[test]
+fn mangled_input_never_panics() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/m365mon.yml");
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    let dir = path.parent().expect("has a directory");
+    let cut_points: Vec<usize> = (0..text.len()).step_by(7).filter(|&i| text.is_char_boundary(i)).collect();
+    for i in cut_points {
+        let mangled = [&text[..i], &text[..i].replace(": ", ":\t- ").replace("  ", " ")];
+        for t in mangled {
+            if let Err(e) = parse_str_with_env(t, "mangled.yml", dir, &fake_env) {
+                assert!(!e.0.is_empty());
+                assert!(e.0.iter().all(|e| e.origin == "mangled.yml" && !e.message.is_empty()));
+            }
+        }
+    }
+}
