@@ -5,13 +5,24 @@
 //! files are checked for readability and certificates are parsed. Code that
 //! consumes a [`Config`] never has to look anything up again.
 
+mod cert;
+mod check;
 mod cloud;
+mod credentials;
+mod global;
 mod load;
+mod probes;
+mod render;
 mod secret;
+mod subscriptions;
+mod values;
+mod yaml;
 
 pub use cloud::Cloud;
-pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
+pub use global::{DEFAULT_MAX_CONCURRENT_PROBES, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT};
+pub use load::{ConfigError, ConfigErrors, load_file, parse_str, parse_str_with_env};
 pub use secret::Secret;
+pub use values::format_duration;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
