@@ -321,7 +321,8 @@ def stat(title, description, targets, unit, *, text_mode="auto", color_mode="val
     return panel("stat", title, description, targets, unit, options=options, **kw)
 
 
-def timeseries(title, description, targets, unit, *, bars=False, stack=False, threshold_style="off", legend="list", **kw):
+def timeseries(title, description, targets, unit, *, bars=False, stack=False, threshold_style="off", legend="list",
+               legend_calcs=("max", "lastNotNull"), **kw):
     custom = {
         "drawStyle": "bars" if bars else "line",
         "lineWidth": 1,
@@ -333,7 +334,7 @@ def timeseries(title, description, targets, unit, *, bars=False, stack=False, th
     }
     options = {
         "legend": {"displayMode": legend, "placement": "bottom" if legend == "list" else "right", "showLegend": True,
-                   "calcs": [] if legend == "list" else ["max", "lastNotNull"]},
+                   "calcs": [] if legend == "list" else list(legend_calcs)},
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
     return panel("timeseries", title, description, targets, unit, custom=custom, options=options, **kw)
@@ -853,7 +854,8 @@ def availability():
                      "Minutes with a failed last run, per subscription and day (1-minute steps).",
                      [target(f"sum by (subscription) (sum_over_time(({probe_state()} == bool 0)[$__interval:1m]))",
                              legend="{{subscription}}")],
-                     "m", bars=True, stack=True, minv=0, decimals=0, legend="table", interval="1d"), 24, 8)
+                     "m", bars=True, stack=True, minv=0, decimals=0, legend="table", legend_calcs=("sum",),
+                     interval="1d"), 24, 8)
     L.add(state_timeline("Outage timeline",
                          "Every subscription x probe that failed in the selected range, with its results over time.",
                          [target(failed_in_range(), legend="{{subscription}} / {{probe}}")], OK_FAIL), 24, 10)
