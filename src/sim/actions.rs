@@ -17,28 +17,15 @@ impl Runtime {
     pub(crate) fn clear_faults(&mut self, tenant: Option<&str>, target: Option<Target>) -> usize {
         let key = tenant.map(|t| self.tenant_key(t));
         let before = self.faults.len();
-        self.faults.retain(|(t, g), _| {
-            !(key.as_ref().is_none_or(|k| k == t) && target.is_none_or(|x| x == *g))
-        });
+        self.faults.retain(|(t, g), _| !(key.as_ref().is_none_or(|k| k == t) && target.is_none_or(|x| x == *g)));
         before - self.faults.len()
     }
 
     /// Sets a service's status (by display name or ID); an unknown service is added.
-    pub(crate) fn set_service_status(
-        &mut self,
-        tenant: &str,
-        service: &str,
-        status: &str,
-    ) -> Result<(), String> {
-        let idx = self
-            .world
-            .tenant_index(tenant)
-            .ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
+    pub(crate) fn set_service_status(&mut self, tenant: &str, service: &str, status: &str) -> Result<(), String> {
+        let idx = self.world.tenant_index(tenant).ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
         let t = &mut self.world.tenants[idx];
-        match t
-            .services
-            .iter_mut()
-            .find(|s| s.name.eq_ignore_ascii_case(service) || s.id.eq_ignore_ascii_case(service))
+        match t.services.iter_mut().find(|s| s.name.eq_ignore_ascii_case(service) || s.id.eq_ignore_ascii_case(service))
         {
             Some(s) => s.status = status.to_string(),
             None => t.services.push(Service {
@@ -54,10 +41,7 @@ impl Runtime {
     pub(crate) fn open_issue(&mut self, tenant: &str, spec: &IssueSpec) -> Result<(), String> {
         spec.validate()?;
         let now = clock::fmt_iso(self.now());
-        let idx = self
-            .world
-            .tenant_index(tenant)
-            .ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
+        let idx = self.world.tenant_index(tenant).ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
         let issue = spec.to_issue(&now);
         let issues = &mut self.world.tenants[idx].issues;
         match issues.iter_mut().find(|i| i.id == issue.id) {
@@ -70,10 +54,7 @@ impl Runtime {
     /// Resolves an issue: `isResolved`, `endDateTime`, status `serviceRestored`.
     pub(crate) fn resolve_issue(&mut self, tenant: &str, id: &str) -> Result<(), String> {
         let now = clock::fmt_iso(self.now());
-        let idx = self
-            .world
-            .tenant_index(tenant)
-            .ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
+        let idx = self.world.tenant_index(tenant).ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
         let issue = self.world.tenants[idx]
             .issues
             .iter_mut()
@@ -95,10 +76,7 @@ impl Runtime {
         delay_seconds: Option<u64>,
         drop: Option<bool>,
     ) -> Result<(), String> {
-        let idx = self
-            .world
-            .tenant_index(tenant)
-            .ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
+        let idx = self.world.tenant_index(tenant).ok_or_else(|| format!("unknown tenant {tenant:?}"))?;
         let mail = &mut self.world.tenants[idx].mail;
         if let Some(d) = delay_seconds {
             mail.delivery_delay_seconds = d;

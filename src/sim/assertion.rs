@@ -18,10 +18,7 @@ use super::world::App;
 pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 fn malformed(detail: &str) -> EstsError {
-    EstsError::client(
-        50_027,
-        format!("JWT token is invalid or malformed. {detail}"),
-    )
+    EstsError::client(50_027, format!("JWT token is invalid or malformed. {detail}"))
 }
 
 fn bad_signature(app: &App, reason: &str, thumbprint: &str) -> EstsError {
@@ -49,27 +46,16 @@ fn time_range(now: i64, nbf: Option<i64>, exp: i64) -> EstsError {
 fn audiences(claims: &Map<String, Value>) -> Vec<String> {
     match claims.get("aud") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => vec![],
     }
 }
 
 /// Checks a `client_assertion` for `app`. `token_urls` are the URLs the
 /// request could have been made to (the certificate `aud`).
-pub(crate) fn verify(
-    app: &App,
-    assertion: &str,
-    token_urls: &[String],
-    now: i64,
-) -> Result<(), EstsError> {
-    let jwt = jwt::split(assertion)
-        .ok_or_else(|| malformed("The client_assertion is not a compact JWT."))?;
-    let iss = claim_str(&jwt.claims, "iss")
-        .unwrap_or_default()
-        .to_string();
+pub(crate) fn verify(app: &App, assertion: &str, token_urls: &[String], now: i64) -> Result<(), EstsError> {
+    let jwt = jwt::split(assertion).ok_or_else(|| malformed("The client_assertion is not a compact JWT."))?;
+    let iss = claim_str(&jwt.claims, "iss").unwrap_or_default().to_string();
     if let Some(fed) = app.federated_credentials.iter().find(|f| f.issuer == iss) {
         let _ = fed;
         return verify_federated(app, &jwt.claims, now);
@@ -80,10 +66,7 @@ pub(crate) fn verify(
         other => {
             return Err(bad_signature(
                 app,
-                &format!(
-                    "The signature algorithm '{}' is not supported; use RS256 or PS256.",
-                    other.unwrap_or("")
-                ),
+                &format!("The signature algorithm '{}' is not supported; use RS256 or PS256.", other.unwrap_or("")),
                 "",
             ));
         }
@@ -117,11 +100,7 @@ pub(crate) fn verify(
         ));
     }
     let auds = audiences(&jwt.claims);
-    let aud_ok = auds.iter().any(|a| {
-        token_urls
-            .iter()
-            .any(|u| a.trim_end_matches('/').eq_ignore_ascii_case(u))
-    });
+    let aud_ok = auds.iter().any(|a| token_urls.iter().any(|u| a.trim_end_matches('/').eq_ignore_ascii_case(u)));
     if !aud_ok {
         return Err(malformed(&format!(
             "The audience claim '{}' of the client assertion is not this token endpoint '{}'.",
@@ -132,8 +111,7 @@ pub(crate) fn verify(
     if claim_str(&jwt.claims, "jti").is_none_or(str::is_empty) {
         return Err(malformed("The client assertion has no 'jti' claim."));
     }
-    let exp = claim_time(&jwt.claims, "exp")
-        .ok_or_else(|| malformed("The client assertion has no 'exp' claim."))?;
+    let exp = claim_time(&jwt.claims, "exp").ok_or_else(|| malformed("The client assertion has no 'exp' claim."))?;
     let nbf = claim_time(&jwt.claims, "nbf");
     if now > exp || nbf.is_some_and(|n| now < n) {
         return Err(time_range(now, nbf, exp));
@@ -145,11 +123,7 @@ fn verify_federated(app: &App, claims: &Map<String, Value>, now: i64) -> Result<
     let iss = claim_str(claims, "iss").unwrap_or_default();
     let sub = claim_str(claims, "sub").unwrap_or_default();
     let auds = audiences(claims);
-    if !app
-        .federated_credentials
-        .iter()
-        .any(|f| f.issuer == iss && f.subject == sub)
-    {
+    if !app.federated_credentials.iter().any(|f| f.issuer == iss && f.subject == sub) {
         return Err(EstsError::client(
             70_021,
             format!(
@@ -167,8 +141,7 @@ fn verify_federated(app: &App, claims: &Map<String, Value>, now: i64) -> Result<
             ),
         ));
     }
-    let exp =
-        claim_time(claims, "exp").ok_or_else(|| malformed("The assertion has no 'exp' claim."))?;
+    let exp = claim_time(claims, "exp").ok_or_else(|| malformed("The assertion has no 'exp' claim."))?;
     let nbf = claim_time(claims, "nbf");
     if now > exp || nbf.is_some_and(|n| now < n) {
         return Err(time_range(now, nbf, exp));

@@ -4,10 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, plus a test offset (see `SimHandle::advance_clock`).
 pub(crate) fn unix_now(offset: Duration) -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        + offset;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + offset;
     i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
 }
 
@@ -134,29 +131,11 @@ mod tests {
 
     #[test]
     fn parses_iso_forms() {
-        assert_eq!(
-            parse_iso_millis("2024-05-06T06:03:00Z"),
-            Some(1_714_975_380_000)
-        );
-        assert_eq!(
-            parse_iso_millis("2024-05-06T06:03:00.5Z"),
-            Some(1_714_975_380_500)
-        );
-        assert_eq!(
-            parse_iso_millis("2024-05-06T08:03:00+02:00"),
-            Some(1_714_975_380_000)
-        );
-        assert_eq!(
-            parse_iso_millis("2020-11-14T18:20:24.7670000Z").map(|m| m % 1000),
-            Some(767)
-        );
-        for bad in [
-            "",
-            "2024-05-06",
-            "2024-13-06T00:00:00Z",
-            "2024-05-06T06:03:00",
-            "2024-05-06T06:03:00Q",
-        ] {
+        assert_eq!(parse_iso_millis("2024-05-06T06:03:00Z"), Some(1_714_975_380_000));
+        assert_eq!(parse_iso_millis("2024-05-06T06:03:00.5Z"), Some(1_714_975_380_500));
+        assert_eq!(parse_iso_millis("2024-05-06T08:03:00+02:00"), Some(1_714_975_380_000));
+        assert_eq!(parse_iso_millis("2020-11-14T18:20:24.7670000Z").map(|m| m % 1000), Some(767));
+        for bad in ["", "2024-05-06", "2024-13-06T00:00:00Z", "2024-05-06T06:03:00", "2024-05-06T06:03:00Q"] {
             assert_eq!(parse_iso_millis(bad), None, "{bad}");
         }
     }

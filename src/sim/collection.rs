@@ -30,28 +30,17 @@ fn parse_usize(name: &str, v: &str, max: usize) -> Result<usize, QueryError> {
         Ok(n) if n <= max => Ok(n),
         _ => Err((
             "BadRequest",
-            format!(
-                "Invalid value '{v}' for the {name} query option; expected an integer from 0 to {max}."
-            ),
+            format!("Invalid value '{v}' for the {name} query option; expected an integer from 0 to {max}."),
         )),
     }
 }
 
 /// The page size requested with `Prefer: odata.maxpagesize=N`, if any.
 pub(crate) fn prefer_max_page_size(req: &Req) -> Option<usize> {
-    req.headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|p| {
-            let (k, v) = p.trim().split_once('=')?;
-            if k.trim().eq_ignore_ascii_case("odata.maxpagesize") {
-                v.trim().trim_matches('"').parse().ok()
-            } else {
-                None
-            }
-        })
+    req.headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("odata.maxpagesize") { v.trim().trim_matches('"').parse().ok() } else { None }
+    })
 }
 
 /// Filters, orders and pages `items` per the request's query options.
@@ -65,8 +54,7 @@ pub(crate) fn serve(
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let filter: Option<Expr> = match get("$filter") {
         Some(f) => {
-            let e = odata::parse_filter(&f)
-                .map_err(|m| ("BadRequest", format!("Invalid filter clause: {m}")))?;
+            let e = odata::parse_filter(&f).map_err(|m| ("BadRequest", format!("Invalid filter clause: {m}")))?;
             let mut used = vec![];
             odata::fields(&e, &mut used);
             for f in used {
@@ -76,29 +64,17 @@ pub(crate) fn serve(
         }
         None => None,
     };
-    let top = get("$top")
-        .map(|v| parse_usize("$top", &v, 1000))
-        .transpose()?;
-    let skip = get("$skip")
-        .map(|v| parse_usize("$skip", &v, usize::MAX))
-        .transpose()?
-        .unwrap_or(0);
+    let top = get("$top").map(|v| parse_usize("$top", &v, 1000)).transpose()?;
+    let skip = get("$skip").map(|v| parse_usize("$skip", &v, usize::MAX)).transpose()?.unwrap_or(0);
     let prefer = prefer_max_page_size(req);
-    let page_size = prefer
-        .map(|p| p.clamp(1, spec.max_page))
-        .unwrap_or(spec.default_page);
-    let select: Option<Vec<String>> = get("$select").map(|s| {
-        s.split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect()
-    });
+    let page_size = prefer.map(|p| p.clamp(1, spec.max_page)).unwrap_or(spec.default_page);
+    let select: Option<Vec<String>> =
+        get("$select").map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect());
 
     let mut list = Vec::new();
     for item in items {
         let keep = match &filter {
-            Some(e) => odata::eval(e, &item)
-                .map_err(|m| ("BadRequest", format!("Invalid filter clause: {m}")))?,
+            Some(e) => odata::eval(e, &item).map_err(|m| ("BadRequest", format!("Invalid filter clause: {m}")))?,
             None => true,
         };
         if keep {
@@ -112,10 +88,7 @@ pub(crate) fn serve(
             None | Some("asc") => false,
             Some("desc") => true,
             Some(other) => {
-                return Err((
-                    "BadRequest",
-                    format!("Invalid $orderby direction '{other}'; expected asc or desc."),
-                ));
+                return Err(("BadRequest", format!("Invalid $orderby direction '{other}'; expected asc or desc.")));
             }
         };
         check_property(spec, &list, &field)?;
@@ -128,34 +101,22 @@ pub(crate) fn serve(
     let limit = top.unwrap_or(usize::MAX);
     let take = page_size.min(limit).min(list.len() - start);
     let end = start + take;
-    let mut page: Vec<Value> = list[start..end]
-        .iter()
-        .map(|m| Value::Object(project(m, select.as_deref())))
-        .collect();
+    let mut page: Vec<Value> = list[start..end].iter().map(|m| Value::Object(project(m, select.as_deref()))).collect();
     if page.len() > take {
         page.truncate(take);
     }
     let mut body = json!({ "@odata.context": spec.context });
     let remaining_top = top.map(|t| t.saturating_sub(take));
     if end < list.len() && remaining_top != Some(0) {
-        let mut params: Vec<(String, String)> = q
-            .iter()
-            .filter(|(k, _)| k != "$skip" && k != "$top")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut params: Vec<(String, String)> =
+            q.iter().filter(|(k, _)| k != "$skip" && k != "$top").map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(t) = remaining_top {
             params.push(("$top".into(), t.to_string()));
         }
         params.push(("$skip".into(), end.to_string()));
         let qs: Vec<String> = params
             .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    odata::encode_query_value(k),
-                    odata::encode_query_value(v)
-                )
-            })
+            .map(|(k, v)| format!("{}={}", odata::encode_query_value(k), odata::encode_query_value(v)))
             .collect();
         body["@odata.nextLink"] = json!(format!("{}?{}", spec.self_url, qs.join("&")));
     }
@@ -163,28 +124,19 @@ pub(crate) fn serve(
     Ok((body, prefer.map(|p| p.clamp(1, spec.max_page))))
 }
 
-fn check_property(
-    spec: &CollectionSpec,
-    items: &[Map<String, Value>],
-    field: &str,
-) -> Result<(), QueryError> {
+fn check_property(spec: &CollectionSpec, items: &[Map<String, Value>], field: &str) -> Result<(), QueryError> {
     if spec.filterable.contains(&field) {
         return Ok(());
     }
     if items.iter().any(|i| i.contains_key(field)) {
         return Err((
             "BadRequest",
-            format!(
-                "The property '{field}' cannot be used in the $filter or $orderby query option."
-            ),
+            format!("The property '{field}' cannot be used in the $filter or $orderby query option."),
         ));
     }
     Err((
         "BadRequest",
-        format!(
-            "Could not find a property named '{field}' on type 'microsoft.graph.{}'.",
-            spec.type_name
-        ),
+        format!("Could not find a property named '{field}' on type 'microsoft.graph.{}'.", spec.type_name),
     ))
 }
 
@@ -208,9 +160,7 @@ pub(crate) fn project(m: &Map<String, Value>, select: Option<&[String]>) -> Map<
         None => m.clone(),
         Some(sel) => m
             .iter()
-            .filter(|(k, _)| {
-                k.starts_with('@') || k.as_str() == "id" || sel.iter().any(|s| s == *k)
-            })
+            .filter(|(k, _)| k.starts_with('@') || k.as_str() == "id" || sel.iter().any(|s| s == *k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     }

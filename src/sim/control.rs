@@ -33,16 +33,8 @@ fn known_tenant(rt: &Runtime, tenant: &str) -> Result<String, Fail> {
     match rt.world.tenant(tenant) {
         Some(t) => Ok(t.id.clone()),
         None => {
-            let known: Vec<String> = rt
-                .world
-                .tenants
-                .iter()
-                .flat_map(|t| t.domains.first().cloned())
-                .collect();
-            Err(bad(format!(
-                "unknown tenant {tenant:?}; known tenants: {}",
-                known.join(", ")
-            )))
+            let known: Vec<String> = rt.world.tenants.iter().flat_map(|t| t.domains.first().cloned()).collect();
+            Err(bad(format!("unknown tenant {tenant:?}; known tenants: {}", known.join(", "))))
         }
     }
 }
@@ -136,11 +128,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
         (&Method::GET, []) => Ok(info(shared, req)),
         (&Method::GET, ["faults"]) => {
             let rt = shared.rt();
-            let list: Vec<Value> = rt
-                .faults
-                .iter()
-                .map(|((t, g), f)| fault_json(t, *g, f))
-                .collect();
+            let list: Vec<Value> = rt.faults.iter().map(|((t, g), f)| fault_json(t, *g, f)).collect();
             Ok(json_response(StatusCode::OK, &json!({"faults": list})))
         }
         (&Method::POST, ["faults"]) => post_fault(shared, req),
@@ -150,12 +138,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             known_status(&b.status).map_err(bad)?;
             let mut rt = shared.rt();
             let tid = known_tenant(&rt, &b.tenant)?;
-            rt.set_service_status(&tid, &b.service, &b.status)
-                .map_err(bad)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"tenant": tid, "service": b.service, "status": b.status}),
-            ))
+            rt.set_service_status(&tid, &b.service, &b.status).map_err(bad)?;
+            Ok(json_response(StatusCode::OK, &json!({"tenant": tid, "service": b.service, "status": b.status})))
         })(),
         (&Method::POST, ["issues"]) => (|| {
             let b: IssueBody = parse(req)?;
@@ -177,28 +161,17 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
                 .tenant(&tid)
                 .and_then(|t| t.issues.iter().find(|i| i.id == spec.id))
                 .map(super::health::issue_json);
-            Ok(json_response(
-                StatusCode::CREATED,
-                &json!({"tenant": tid, "issue": issue}),
-            ))
+            Ok(json_response(StatusCode::CREATED, &json!({"tenant": tid, "issue": issue})))
         })(),
         (&Method::POST, ["issues", id, "resolve"]) => (|| {
-            let body_tenant = if req.body.is_empty() {
-                None
-            } else {
-                parse::<ResolveBody>(req)?.tenant
-            };
+            let body_tenant = if req.body.is_empty() { None } else { parse::<ResolveBody>(req)?.tenant };
             let tenant = body_tenant
                 .or_else(|| req.query_param("tenant"))
                 .ok_or_else(|| bad("give the tenant in the JSON body or as ?tenant="))?;
             let mut rt = shared.rt();
             let tid = known_tenant(&rt, &tenant)?;
-            rt.resolve_issue(&tid, id)
-                .map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"tenant": tid, "resolved": id}),
-            ))
+            rt.resolve_issue(&tid, id).map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
+            Ok(json_response(StatusCode::OK, &json!({"tenant": tid, "resolved": id})))
         })(),
         (&Method::GET, ["requests"]) => {
             let rt = shared.rt();
@@ -209,28 +182,17 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             let b: DeviceBody = parse(req)?;
             let mut rt = shared.rt();
             if super::delegated::settle_device_code(&mut rt, &b.user_code, *action == "approve") {
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"user_code": b.user_code, "result": action}),
-                ))
+                Ok(json_response(StatusCode::OK, &json!({"user_code": b.user_code, "result": action})))
             } else {
-                Err(Fail(
-                    StatusCode::NOT_FOUND,
-                    format!("no pending device code with user code {:?}", b.user_code),
-                ))
+                Err(Fail(StatusCode::NOT_FOUND, format!("no pending device code with user code {:?}", b.user_code)))
             }
         })(),
         (&Method::POST, ["mail"]) => (|| {
             let b: MailBody = parse(req)?;
             let mut rt = shared.rt();
             let tid = known_tenant(&rt, &b.tenant)?;
-            rt.set_mail_delivery(&tid, b.delivery_delay_seconds, b.drop)
-                .map_err(bad)?;
-            let mail = rt
-                .world
-                .tenant(&tid)
-                .map(|t| t.mail.clone())
-                .unwrap_or_default();
+            rt.set_mail_delivery(&tid, b.delivery_delay_seconds, b.drop).map_err(bad)?;
+            let mail = rt.world.tenant(&tid).map(|t| t.mail.clone()).unwrap_or_default();
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"tenant": tid, "delivery_delay_seconds": mail.delivery_delay_seconds, "drop": mail.drop}),
@@ -240,10 +202,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             let b: ClockBody = parse(req)?;
             let mut rt = shared.rt();
             rt.clock_offset += Duration::from_secs(b.seconds);
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"clock_offset_seconds": rt.clock_offset.as_secs()}),
-            ))
+            Ok(json_response(StatusCode::OK, &json!({"clock_offset_seconds": rt.clock_offset.as_secs()})))
         })(),
         (
             _,
@@ -256,14 +215,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             | ["device", _]
             | ["mail"]
             | ["clock", "advance"],
-        ) => Err(Fail(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{m} is not allowed on {path}"),
-        )),
-        _ => Err(Fail(
-            StatusCode::NOT_FOUND,
-            format!("no control endpoint {path}; see GET /_sim"),
-        )),
+        ) => Err(Fail(StatusCode::METHOD_NOT_ALLOWED, format!("{m} is not allowed on {path}"))),
+        _ => Err(Fail(StatusCode::NOT_FOUND, format!("no control endpoint {path}; see GET /_sim"))),
     };
     r.unwrap_or_else(Fail::response)
 }
@@ -276,11 +229,7 @@ fn post_fault(shared: &Shared, req: &Req) -> Result<Response, Fail> {
         b.retry_after_seconds.map(Duration::from_secs),
         b.delay_ms.map(Duration::from_millis),
     )
-    .map_err(|e| {
-        bad(e
-            .replace("retry_after", "retry_after_seconds")
-            .replace("no delay", "no delay_ms"))
-    })?;
+    .map_err(|e| bad(e.replace("retry_after", "retry_after_seconds").replace("no delay", "no delay_ms")))?;
     let token_only = matches!(
         fault,
         Fault::BadSecret
@@ -291,26 +240,16 @@ fn post_fault(shared: &Shared, req: &Req) -> Result<Response, Fail> {
             | Fault::ConsentRevoked
     );
     if token_only && target != Target::Token {
-        return Err(bad(format!(
-            "fault {} applies to the token target only",
-            fault.name()
-        )));
+        return Err(bad(format!("fault {} applies to the token target only", fault.name())));
     }
     let mut rt = shared.rt();
     let tid = known_tenant(&rt, &b.tenant)?;
     rt.set_fault(&tid, target, fault);
-    Ok(json_response(
-        StatusCode::OK,
-        &fault_json(&tid, target, &fault),
-    ))
+    Ok(json_response(StatusCode::OK, &fault_json(&tid, target, &fault)))
 }
 
 fn delete_faults(shared: &Shared, req: &Req) -> Result<Response, Fail> {
-    let target = req
-        .query_param("target")
-        .map(|t| t.parse::<Target>())
-        .transpose()
-        .map_err(bad)?;
+    let target = req.query_param("target").map(|t| t.parse::<Target>()).transpose().map_err(bad)?;
     let mut rt = shared.rt();
     let tenant = match req.query_param("tenant") {
         Some(t) => Some(known_tenant(&rt, &t)?),

@@ -8,10 +8,9 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::ests::{
-    Cred, Endpoint, PUBLIC_GRAPH, REFRESH_INACTIVITY_SECONDS, Res, TenantRef, alias_not_supported,
-    app_not_in_tenant, base_claims, client_auth, consent_required, graph_bases, graph_scope,
-    invalid_scope, lookup, parse_form, refresh_expired, resolve_tenant, tenant_not_found,
-    token_fault, token_urls, verify_cred,
+    Cred, Endpoint, PUBLIC_GRAPH, REFRESH_INACTIVITY_SECONDS, Res, TenantRef, alias_not_supported, app_not_in_tenant,
+    base_claims, client_auth, consent_required, graph_bases, graph_scope, invalid_scope, lookup, parse_form,
+    refresh_expired, resolve_tenant, tenant_not_found, token_fault, token_urls, verify_cred,
 };
 use super::http::{EstsError, Req, Response, ests_ok};
 use super::ids;
@@ -39,9 +38,7 @@ fn parse_delegated_scope(scope: &str, bases: &[String]) -> Result<DelegatedScope
         }
         let (base, perm) = match graph_scope(part, bases) {
             Some((b, p)) => (b, p.to_string()),
-            None if !part.contains("://") && !part.contains('/') => {
-                (PUBLIC_GRAPH.to_string(), part.to_string())
-            }
+            None if !part.contains("://") && !part.contains('/') => (PUBLIC_GRAPH.to_string(), part.to_string()),
             None => return Err(invalid_scope(part)),
         };
         if let Some(r) = &resource
@@ -58,20 +55,12 @@ fn parse_delegated_scope(scope: &str, bases: &[String]) -> Result<DelegatedScope
         resource = Some(base);
         perms.push(perm);
     }
-    Ok(DelegatedScope {
-        resource: resource.unwrap_or_else(|| PUBLIC_GRAPH.to_string()),
-        perms,
-        oidc,
-    })
+    Ok(DelegatedScope { resource: resource.unwrap_or_else(|| PUBLIC_GRAPH.to_string()), perms, oidc })
 }
 
 /// The delegated scopes granted for a request, or 65001.
 fn grant_scopes(app: &App, t: &Tenant, perms: &[String]) -> Result<Vec<String>, EstsError> {
-    let consent = t
-        .consents
-        .iter()
-        .find(|c| c.client_id == app.client_id)
-        .ok_or_else(|| consent_required(app))?;
+    let consent = t.consents.iter().find(|c| c.client_id == app.client_id).ok_or_else(|| consent_required(app))?;
     if perms.is_empty() || perms.iter().any(|p| p == ".default") {
         return Ok(consent.scopes.clone());
     }
@@ -92,15 +81,8 @@ fn device_user(t: &Tenant) -> User {
         None => t.users.first(),
     };
     found.cloned().unwrap_or_else(|| {
-        let upn = upn.unwrap_or_else(|| {
-            format!(
-                "user@{}",
-                t.domains
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("example.com")
-            )
-        });
+        let upn =
+            upn.unwrap_or_else(|| format!("user@{}", t.domains.first().map(String::as_str).unwrap_or("example.com")));
         User {
             id: ids::derived_guid(&format!("user:{}:{upn}", t.id)),
             display_name: "Device User".into(),
@@ -130,10 +112,7 @@ fn delegated_body(
     claims["idtyp"] = json!("user");
     claims["scp"] = json!(scopes.join(" "));
     claims["oid"] = json!(user.id);
-    claims["sub"] = json!(ids::derived_guid(&format!(
-        "sub:{}:{}",
-        app.client_id, user.id
-    )));
+    claims["sub"] = json!(ids::derived_guid(&format!("sub:{}:{}", app.client_id, user.id)));
     claims["upn"] = json!(user.upn);
     claims["name"] = json!(user.display_name);
     let access = shared.keys.mint(&claims);
@@ -197,19 +176,8 @@ pub(super) async fn refresh(
         .cloned()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| EstsError::missing("refresh_token"))?;
-    let malformed = || {
-        EstsError::bad(
-            "invalid_grant",
-            9_002_313,
-            "Invalid request. Request is malformed or invalid.",
-        )
-    };
-    let record = shared
-        .rt()
-        .refresh_tokens
-        .get(&rt_value)
-        .cloned()
-        .ok_or_else(malformed)?;
+    let malformed = || EstsError::bad("invalid_grant", 9_002_313, "Invalid request. Request is malformed or invalid.");
+    let record = shared.rt().refresh_tokens.get(&rt_value).cloned().ok_or_else(malformed)?;
     if let Some(p) = &path_tenant
         && *p != record.tenant
     {
@@ -230,16 +198,8 @@ pub(super) async fn refresh(
     }
     let (app, t, now, strict) = {
         let rt = shared.rt();
-        let app = rt
-            .world
-            .app(&client_id)
-            .cloned()
-            .ok_or_else(|| app_not_in_tenant(&client_id, seg))?;
-        let t = rt
-            .world
-            .tenant(&record.tenant)
-            .cloned()
-            .ok_or_else(|| tenant_not_found(seg))?;
+        let app = rt.world.app(&client_id).cloned().ok_or_else(|| app_not_in_tenant(&client_id, seg))?;
+        let t = rt.world.tenant(&record.tenant).cloned().ok_or_else(|| tenant_not_found(seg))?;
         let strict = t.strict_rotation.unwrap_or(rt.world.strict_rotation);
         (app, t, rt.now(), strict)
     };
@@ -260,16 +220,8 @@ pub(super) async fn refresh(
     if !t.consents.iter().any(|c| c.client_id == app.client_id) {
         return Err(consent_required(&app).into());
     }
-    let (resource, scopes, oidc) = match form
-        .get("scope")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
-        None => (
-            record.resource.clone(),
-            grant_scopes(&app, &t, &record.scopes)?,
-            record.oidc.clone(),
-        ),
+    let (resource, scopes, oidc) = match form.get("scope").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => (record.resource.clone(), grant_scopes(&app, &t, &record.scopes)?, record.oidc.clone()),
         Some(s) => {
             let d = parse_delegated_scope(s, &graph_bases(shared, req))?;
             let mut oidc = d.oidc;
@@ -280,12 +232,7 @@ pub(super) async fn refresh(
             (d.resource, grant_scopes(&app, &t, &d.perms)?, oidc)
         }
     };
-    let user = t
-        .users
-        .iter()
-        .find(|u| u.upn == record.user_upn)
-        .cloned()
-        .unwrap_or_else(|| device_user(&t));
+    let user = t.users.iter().find(|u| u.upn == record.user_upn).cloned().unwrap_or_else(|| device_user(&t));
     let authority = format!("{}/login", req.origin());
     let mut rt = shared.rt();
     if let Some(old) = rt.refresh_tokens.get_mut(&rt_value) {
@@ -294,9 +241,7 @@ pub(super) async fn refresh(
             old.valid = false;
         }
     }
-    let body = delegated_body(
-        shared, &mut rt, &t, &app, &user, &resource, &scopes, &oidc, &authority,
-    );
+    let body = delegated_body(shared, &mut rt, &t, &app, &user, &resource, &scopes, &oidc, &authority);
     Ok(ests_ok(&body))
 }
 
@@ -310,19 +255,13 @@ pub(super) async fn devicecode(
         return Err(EstsError::bad(
             "invalid_request",
             900_561,
-            format!(
-                "The endpoint only accepts POST requests. Received a {} request.",
-                req.method
-            ),
+            format!("The endpoint only accepts POST requests. Received a {} request.", req.method),
         )
         .into());
     }
     let form = parse_form(&req.body);
-    let client_id = form
-        .get("client_id")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("client_id"))?;
+    let client_id =
+        form.get("client_id").cloned().filter(|s| !s.is_empty()).ok_or_else(|| EstsError::missing("client_id"))?;
     let tenant = {
         let rt = shared.rt();
         match resolve_tenant(&rt, seg) {
@@ -332,25 +271,14 @@ pub(super) async fn devicecode(
                 .world
                 .tenants
                 .iter()
-                .find(|t| {
-                    t.consents
-                        .iter()
-                        .any(|c| c.client_id.eq_ignore_ascii_case(&client_id))
-                })
+                .find(|t| t.consents.iter().any(|c| c.client_id.eq_ignore_ascii_case(&client_id)))
                 .map(|t| t.id.clone())
                 .ok_or_else(|| app_not_in_tenant(&client_id, seg))?,
             TenantRef::Known(g) => g,
         }
     };
     *tenant_out = Some(tenant.clone());
-    token_fault(
-        shared,
-        &tenant,
-        seg,
-        &client_id,
-        Endpoint::DeviceAuthorization,
-    )
-    .await?;
+    token_fault(shared, &tenant, seg, &client_id, Endpoint::DeviceAuthorization).await?;
     let scope = form
         .get("scope")
         .map(|s| s.trim().to_string())
@@ -407,20 +335,10 @@ pub(super) async fn device_poll(
 ) -> Res<Response> {
     let (client_id, cred) = client_auth(req, form)?;
     let client_id = client_id.ok_or_else(|| EstsError::missing("client_id"))?;
-    let code = form
-        .get("device_code")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EstsError::missing("device_code"))?;
-    let dc = shared
-        .rt()
-        .device_codes
-        .get(&code)
-        .cloned()
-        .ok_or_else(bad_device_code)?;
-    if !dc.client_id.eq_ignore_ascii_case(&client_id)
-        || path_tenant.as_ref().is_some_and(|p| *p != dc.tenant)
-    {
+    let code =
+        form.get("device_code").cloned().filter(|s| !s.is_empty()).ok_or_else(|| EstsError::missing("device_code"))?;
+    let dc = shared.rt().device_codes.get(&code).cloned().ok_or_else(bad_device_code)?;
+    if !dc.client_id.eq_ignore_ascii_case(&client_id) || path_tenant.as_ref().is_some_and(|p| *p != dc.tenant) {
         return Err(bad_device_code().into());
     }
     if path_tenant.is_none() {
@@ -442,9 +360,7 @@ pub(super) async fn device_poll(
             return Err(bad_device_code().into());
         };
         let too_fast = t.device_flow.enforce_interval
-            && entry
-                .last_poll_unix
-                .is_some_and(|p| now - p < i64::try_from(entry.interval).unwrap_or(5));
+            && entry.last_poll_unix.is_some_and(|p| now - p < i64::try_from(entry.interval).unwrap_or(5));
         entry.last_poll_unix = Some(now);
         entry.polls += 1;
         if entry.state == DeviceState::Redeemed {
@@ -494,12 +410,10 @@ pub(super) async fn device_poll(
             "The device code was already used: the request has already been authorized or declined.",
         )
         .into()),
-        PollDecision::Decline => Err(EstsError::bad(
-            "authorization_declined",
-            70_000,
-            "The end user denied the authorization request.",
-        )
-        .into()),
+        PollDecision::Decline => {
+            Err(EstsError::bad("authorization_declined", 70_000, "The end user denied the authorization request.")
+                .into())
+        }
         PollDecision::Approve => {
             let d = parse_delegated_scope(&dc.scope, &graph_bases(shared, req))?;
             let scopes = grant_scopes(&app, &t, &d.perms)?;
@@ -529,11 +443,7 @@ pub(crate) fn settle_device_code(rt: &mut Runtime, user_code: &str, approve: boo
     let mut found = false;
     for dc in rt.device_codes.values_mut() {
         if dc.user_code.eq_ignore_ascii_case(user_code) && dc.state != DeviceState::Redeemed {
-            dc.state = if approve {
-                DeviceState::Approved
-            } else {
-                DeviceState::Declined
-            };
+            dc.state = if approve { DeviceState::Approved } else { DeviceState::Declined };
             found = true;
         }
     }

@@ -43,13 +43,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Err(bad());
         }
         last_rank = rank;
-        total = total
-            .checked_add(n.checked_mul(ms).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
+        total = total.checked_add(n.checked_mul(ms).ok_or_else(bad)?).ok_or_else(bad)?;
     }
-    u64::try_from(total)
-        .map(Duration::from_millis)
-        .map_err(|_| bad())
+    u64::try_from(total).map(Duration::from_millis).map_err(|_| bad())
 }
 
 /// Formats a duration the way [`parse_duration`] reads it (`1m30s`, `250ms`).
@@ -59,13 +55,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;

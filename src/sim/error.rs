@@ -47,21 +47,12 @@ impl fmt::Display for Located {
 
 impl SimError {
     /// An error at a known place; a line of 0 means "unknown".
-    pub(crate) fn at(
-        origin: &str,
-        loc: Option<serde_saphyr::Location>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn at(origin: &str, loc: Option<serde_saphyr::Location>, message: impl Into<String>) -> Self {
         let (line, column) = match loc {
             Some(l) if l.line() > 0 => (Some(l.line()), Some(l.column()).filter(|c| *c > 0)),
             _ => (None, None),
         };
-        SimError::Invalid(Located {
-            origin: origin.to_string(),
-            line,
-            column,
-            message: message.into(),
-        })
+        SimError::Invalid(Located { origin: origin.to_string(), line, column, message: message.into() })
     }
 
     /// Converts a serde-saphyr error, keeping its line and column.

@@ -60,20 +60,13 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
     let mut tenant_guid: Option<String> = None;
     let result = match segs.as_slice() {
         [tenant, "oauth2", "v2.0", "token"] => token(shared, req, tenant, &mut tenant_guid).await,
-        [tenant, "oauth2", "v2.0", "devicecode"] => {
-            delegated::devicecode(shared, req, tenant, &mut tenant_guid).await
-        }
-        [tenant, "v2.0", ".well-known", "openid-configuration"] => {
-            discovery(shared, req, tenant, &authority)
-        }
+        [tenant, "oauth2", "v2.0", "devicecode"] => delegated::devicecode(shared, req, tenant, &mut tenant_guid).await,
+        [tenant, "v2.0", ".well-known", "openid-configuration"] => discovery(shared, req, tenant, &authority),
         _ => Err(Fail::Ests(EstsError::new(
             StatusCode::NOT_FOUND,
             "invalid_request",
             9_002_313,
-            format!(
-                "Invalid request. The path '{}' is not an endpoint of this authority.",
-                req.path
-            ),
+            format!("Invalid request. The path '{}' is not an endpoint of this authority.", req.path),
         ))),
     };
     let now = shared.rt().now();
@@ -81,15 +74,9 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
         Ok(r) => Reply::Send(r),
         Err(Fail::Ests(e)) => Reply::Send(e.response(req, now, &authority)),
         Err(Fail::Reset) => Reply::Reset,
-        Err(Fail::Malformed) => Reply::Send(ests_raw(
-            StatusCode::OK,
-            r#"{"token_type":"Bearer","expires_in":35"#,
-        )),
+        Err(Fail::Malformed) => Reply::Send(ests_raw(StatusCode::OK, r#"{"token_type":"Bearer","expires_in":35"#)),
     };
-    Outcome {
-        reply,
-        tenant: tenant_guid,
-    }
+    Outcome { reply, tenant: tenant_guid }
 }
 
 /// A tenant path segment, resolved.
@@ -188,15 +175,16 @@ pub(super) async fn token_fault(
 ) -> Res<()> {
     let fault = shared.rt().fault(tenant, Target::Token);
     let Some(fault) = fault else { return Ok(()) };
-    let transient = |status, code, text: &str| {
-        EstsError::new(status, "temporarily_unavailable", code, text.to_string())
-    };
+    let transient =
+        |status, code, text: &str| EstsError::new(status, "temporarily_unavailable", code, text.to_string());
     let err = match fault {
         Fault::Slow { delay } => {
             tokio::time::sleep(delay).await;
             return Ok(());
         }
-        Fault::Down => transient(StatusCode::SERVICE_UNAVAILABLE, 90_033, "A transient error has occurred. Please try again."),
+        Fault::Down => {
+            transient(StatusCode::SERVICE_UNAVAILABLE, 90_033, "A transient error has occurred. Please try again.")
+        }
         Fault::Unavailable { retry_after } => {
             transient(StatusCode::SERVICE_UNAVAILABLE, 90_033, "A transient error has occurred. Please try again.")
                 .with_retry_after(retry_after_secs(retry_after))
@@ -272,10 +260,7 @@ pub(super) enum Cred {
 }
 
 /// Finds client_id and the one credential (protocol doc 1.2).
-pub(super) fn client_auth(
-    req: &Req,
-    form: &HashMap<String, String>,
-) -> Res<(Option<String>, Cred)> {
+pub(super) fn client_auth(req: &Req, form: &HashMap<String, String>) -> Res<(Option<String>, Cred)> {
     let malformed_basic = || {
         EstsError::bad(
             "invalid_request",
@@ -285,9 +270,7 @@ pub(super) fn client_auth(
     };
     let basic = match req.header("authorization") {
         Some(h) if h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
-            let raw = STANDARD
-                .decode(h.get(6..).unwrap_or_default().trim())
-                .map_err(|_| malformed_basic())?;
+            let raw = STANDARD.decode(h.get(6..).unwrap_or_default().trim()).map_err(|_| malformed_basic())?;
             let text = String::from_utf8(raw).map_err(|_| malformed_basic())?;
             let (id, secret) = text.split_once(':').ok_or_else(malformed_basic)?;
             let dec = |s: &str| -> String {
@@ -302,9 +285,7 @@ pub(super) fn client_auth(
     };
     let body_secret = form.get("client_secret").cloned();
     let assertion = form.get("client_assertion").cloned();
-    let count = usize::from(basic.is_some())
-        + usize::from(body_secret.is_some())
-        + usize::from(assertion.is_some());
+    let count = usize::from(basic.is_some()) + usize::from(body_secret.is_some()) + usize::from(assertion.is_some());
     if count > 1 {
         return Err(EstsError::bad(
             "invalid_request",
@@ -330,13 +311,7 @@ pub(super) fn client_auth(
     } else if let Some(s) = body_secret {
         Cred::Secret(s)
     } else if let Some(a) = assertion {
-        Cred::Assertion {
-            typ: form
-                .get("client_assertion_type")
-                .cloned()
-                .unwrap_or_default(),
-            assertion: a,
-        }
+        Cred::Assertion { typ: form.get("client_assertion_type").cloned().unwrap_or_default(), assertion: a }
     } else {
         Cred::None
     };
@@ -350,11 +325,7 @@ pub(super) fn verify_cred(app: &App, cred: &Cred, token_urls: &[String], now: i6
         Cred::None => Err(no_credential().into()),
         Cred::Secret(s) => {
             let found = app.secrets.iter().find(|x| {
-                aws_lc_rs::constant_time::verify_slices_are_equal(
-                    x.value.expose().as_bytes(),
-                    s.as_bytes(),
-                )
-                .is_ok()
+                aws_lc_rs::constant_time::verify_slices_are_equal(x.value.expose().as_bytes(), s.as_bytes()).is_ok()
             });
             match found {
                 Some(x) if x.expired => Err(expired_secret(&app.client_id).into()),
@@ -379,11 +350,7 @@ pub(super) fn verify_cred(app: &App, cred: &Cred, token_urls: &[String], now: i6
 /// The Graph roots this simulator accepts in scopes: its own (by Host header
 /// and by listener address) and the public one.
 pub(super) fn graph_bases(shared: &Shared, req: &Req) -> Vec<String> {
-    vec![
-        format!("http://{}/graph", req.host),
-        format!("http://{}/graph", shared.addr),
-        PUBLIC_GRAPH.to_string(),
-    ]
+    vec![format!("http://{}/graph", req.host), format!("http://{}/graph", shared.addr), PUBLIC_GRAPH.to_string()]
 }
 
 /// Splits `scope` into (resource base, permission) when it names a Graph root.
@@ -392,8 +359,7 @@ pub(super) fn graph_scope<'a>(scope: &'a str, bases: &[String]) -> Option<(Strin
         let n = b.len();
         let head = scope.get(..n)?;
         let rest = scope.get(n..)?;
-        (head.eq_ignore_ascii_case(b) && rest.starts_with('/') && rest.len() > 1)
-            .then(|| (b.clone(), &rest[1..]))
+        (head.eq_ignore_ascii_case(b) && rest.starts_with('/') && rest.len() > 1).then(|| (b.clone(), &rest[1..]))
     })
 }
 
@@ -409,18 +375,10 @@ pub(super) fn invalid_scope(scope: &str) -> EstsError {
 
 /// The token URLs an assertion's `aud` may name.
 pub(super) fn token_urls(shared: &Shared, req: &Req) -> Vec<String> {
-    vec![
-        format!("http://{}{}", req.host, req.path),
-        format!("http://{}{}", shared.addr, req.path),
-    ]
+    vec![format!("http://{}{}", req.host, req.path), format!("http://{}{}", shared.addr, req.path)]
 }
 
-async fn token(
-    shared: &Arc<Shared>,
-    req: &Req,
-    seg: &str,
-    tenant_out: &mut Option<String>,
-) -> Res<Response> {
+async fn token(shared: &Arc<Shared>, req: &Req, seg: &str, tenant_out: &mut Option<String>) -> Res<Response> {
     let tref = {
         let mut rt = shared.rt();
         let tref = resolve_tenant(&rt, seg);
@@ -438,10 +396,7 @@ async fn token(
         return Err(EstsError::bad(
             "invalid_request",
             900_561,
-            format!(
-                "The endpoint only accepts POST requests. Received a {} request.",
-                req.method
-            ),
+            format!("The endpoint only accepts POST requests. Received a {} request.", req.method),
         )
         .into());
     }
@@ -469,17 +424,11 @@ async fn token(
         return Err(EstsError::missing("grant_type").into());
     }
     match ep {
-        Endpoint::ClientCredentials => client_credentials(
-            shared,
-            req,
-            &form,
-            tenant.as_deref().unwrap_or_default(),
-            seg,
-        ),
-        Endpoint::Refresh => delegated::refresh(shared, req, &form, tenant, seg, tenant_out).await,
-        Endpoint::DevicePoll => {
-            delegated::device_poll(shared, req, &form, tenant, seg, tenant_out).await
+        Endpoint::ClientCredentials => {
+            client_credentials(shared, req, &form, tenant.as_deref().unwrap_or_default(), seg)
         }
+        Endpoint::Refresh => delegated::refresh(shared, req, &form, tenant, seg, tenant_out).await,
+        Endpoint::DevicePoll => delegated::device_poll(shared, req, &form, tenant, seg, tenant_out).await,
         _ => Err(EstsError::bad(
             "unsupported_grant_type",
             70_003,
@@ -490,22 +439,9 @@ async fn token(
 }
 
 /// App, tenant and consent for a request, or the AADSTS error.
-pub(super) fn lookup(
-    rt: &Runtime,
-    client_id: &str,
-    tenant: &str,
-    seg: &str,
-) -> Result<(App, Tenant), EstsError> {
-    let app = rt
-        .world
-        .app(client_id)
-        .cloned()
-        .ok_or_else(|| app_not_in_tenant(client_id, seg))?;
-    let t = rt
-        .world
-        .tenant(tenant)
-        .cloned()
-        .ok_or_else(|| tenant_not_found(seg))?;
+pub(super) fn lookup(rt: &Runtime, client_id: &str, tenant: &str, seg: &str) -> Result<(App, Tenant), EstsError> {
+    let app = rt.world.app(client_id).cloned().ok_or_else(|| app_not_in_tenant(client_id, seg))?;
+    let t = rt.world.tenant(tenant).cloned().ok_or_else(|| tenant_not_found(seg))?;
     if !t.consents.iter().any(|c| c.client_id == app.client_id) {
         return Err(app_not_in_tenant(client_id, seg));
     }
@@ -527,10 +463,7 @@ fn client_credentials(
         (app, t, rt.now(), rt.world.token_lifetime_seconds)
     };
     verify_cred(&app, &cred, &token_urls(shared, req), now)?;
-    let scope = form
-        .get("scope")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let scope = form.get("scope").map(|s| s.trim().to_string()).unwrap_or_default();
     if scope.is_empty() {
         return Err(EstsError::missing("scope").into());
     }
@@ -550,10 +483,7 @@ fn client_credentials(
             None => return Err(invalid_scope(one).into()),
         },
         _ => {
-            let resources: Vec<Option<String>> = parts
-                .iter()
-                .map(|p| graph_scope(p, &bases).map(|(b, _)| b))
-                .collect();
+            let resources: Vec<Option<String>> = parts.iter().map(|p| graph_scope(p, &bases).map(|(b, _)| b)).collect();
             if resources.iter().all(Option::is_some) && resources.windows(2).any(|w| w[0] != w[1]) {
                 return Err(EstsError::bad(
                     "invalid_scope",
@@ -565,12 +495,7 @@ fn client_credentials(
             return Err(invalid_scope(&scope).into());
         }
     };
-    let roles = t
-        .consents
-        .iter()
-        .find(|c| c.client_id == app.client_id)
-        .map(|c| c.roles.clone())
-        .unwrap_or_default();
+    let roles = t.consents.iter().find(|c| c.client_id == app.client_id).map(|c| c.roles.clone()).unwrap_or_default();
     let mut claims = base_claims(&t, &app, &resource, now, lifetime);
     claims["idtyp"] = json!("app");
     let sp = ids::derived_guid(&format!("sp:{}:{}", t.id, app.client_id));

@@ -62,13 +62,10 @@ impl fmt::Display for Target {
 impl FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Target::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Target::ALL.iter().map(|t| t.as_str()).collect();
-                format!("unknown target {s:?}; expected one of {}", names.join(", "))
-            })
+        Target::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Target::ALL.iter().map(|t| t.as_str()).collect();
+            format!("unknown target {s:?}; expected one of {}", names.join(", "))
+        })
     }
 }
 
@@ -174,22 +171,12 @@ impl Fault {
     /// Builds a fault from its name and optional parameters. `retry_after`
     /// is only valid for `unavailable`/`throttled` (default 10 s), `delay`
     /// only for `slow` (default 5 s).
-    pub fn from_parts(
-        name: &str,
-        retry_after: Option<Duration>,
-        delay: Option<Duration>,
-    ) -> Result<Fault, String> {
+    pub fn from_parts(name: &str, retry_after: Option<Duration>, delay: Option<Duration>) -> Result<Fault, String> {
         let fault = match name {
             "down" => Fault::Down,
-            "unavailable" => Fault::Unavailable {
-                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-            },
-            "slow" => Fault::Slow {
-                delay: delay.unwrap_or(DEFAULT_SLOW_DELAY),
-            },
-            "throttled" => Fault::Throttled {
-                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-            },
+            "unavailable" => Fault::Unavailable { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) },
+            "slow" => Fault::Slow { delay: delay.unwrap_or(DEFAULT_SLOW_DELAY) },
+            "throttled" => Fault::Throttled { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) },
             "forbidden" => Fault::Forbidden,
             "not_found" => Fault::NotFound,
             "malformed" => Fault::Malformed,
@@ -203,17 +190,12 @@ impl Fault {
             "refresh_revoked" => Fault::RefreshRevoked,
             "consent_revoked" => Fault::ConsentRevoked,
             _ => {
-                return Err(format!(
-                    "unknown fault {name:?}; expected one of {}",
-                    Fault::NAMES.join(", ")
-                ));
+                return Err(format!("unknown fault {name:?}; expected one of {}", Fault::NAMES.join(", ")));
             }
         };
         let takes_retry = matches!(fault, Fault::Unavailable { .. } | Fault::Throttled { .. });
         if retry_after.is_some() && !takes_retry {
-            return Err(format!(
-                "fault {name:?} takes no retry_after (only unavailable and throttled do)"
-            ));
+            return Err(format!("fault {name:?} takes no retry_after (only unavailable and throttled do)"));
         }
         if delay.is_some() && !matches!(fault, Fault::Slow { .. }) {
             return Err(format!("fault {name:?} takes no delay (only slow does)"));
@@ -224,9 +206,7 @@ impl Fault {
     /// `Retry-After` for this fault, when it sends one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Fault::Unavailable { retry_after } | Fault::Throttled { retry_after } => {
-                Some(*retry_after)
-            }
+            Fault::Unavailable { retry_after } | Fault::Throttled { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -260,16 +240,8 @@ mod tests {
         for t in Target::ALL {
             assert_eq!(t.to_string().parse::<Target>(), Ok(t));
         }
-        assert_eq!(
-            "service_health".parse::<Target>(),
-            Ok(Target::ServiceHealth)
-        );
-        assert!(
-            "serviceHealth"
-                .parse::<Target>()
-                .unwrap_err()
-                .contains("service_health")
-        );
+        assert_eq!("service_health".parse::<Target>(), Ok(Target::ServiceHealth));
+        assert!("serviceHealth".parse::<Target>().unwrap_err().contains("service_health"));
     }
 
     #[test]
@@ -284,31 +256,15 @@ mod tests {
         let ten = Some(Duration::from_secs(20));
         assert_eq!(
             Fault::from_parts("throttled", ten, None),
-            Ok(Fault::Throttled {
-                retry_after: Duration::from_secs(20)
-            })
+            Ok(Fault::Throttled { retry_after: Duration::from_secs(20) })
         );
         assert_eq!(
             Fault::from_parts("unavailable", None, None),
-            Ok(Fault::Unavailable {
-                retry_after: DEFAULT_RETRY_AFTER
-            })
+            Ok(Fault::Unavailable { retry_after: DEFAULT_RETRY_AFTER })
         );
-        assert!(
-            Fault::from_parts("down", ten, None)
-                .unwrap_err()
-                .contains("no retry_after")
-        );
-        assert!(
-            Fault::from_parts("throttled", None, ten)
-                .unwrap_err()
-                .contains("no delay")
-        );
-        assert!(
-            Fault::from_parts("explode", None, None)
-                .unwrap_err()
-                .contains("unknown fault")
-        );
+        assert!(Fault::from_parts("down", ten, None).unwrap_err().contains("no retry_after"));
+        assert!(Fault::from_parts("throttled", None, ten).unwrap_err().contains("no delay"));
+        assert!(Fault::from_parts("explode", None, None).unwrap_err().contains("unknown fault"));
     }
 
     #[test]

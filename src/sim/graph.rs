@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use super::collection::{self, CollectionSpec};
 use super::fault::{Fault, Target, retry_after_secs};
 use super::http::{
-    GraphIds, Outcome, Reply, Req, Response, graph_error, graph_malformed, graph_ok,
-    graph_throttled, graph_unauthorized, with_header, with_retry_after,
+    GraphIds, Outcome, Reply, Req, Response, graph_error, graph_malformed, graph_ok, graph_throttled,
+    graph_unauthorized, with_header, with_retry_after,
 };
 use super::jwt::{VerifyError, claim_str, claim_time};
 use super::odata::percent_decode;
@@ -80,49 +80,19 @@ impl Kind {
     }
 }
 
-const ORG_PERMS: &[&str] = &[
-    "Organization.Read.All",
-    "Directory.Read.All",
-    "Organization.ReadWrite.All",
-    "Directory.ReadWrite.All",
-];
-const MAIL_READ_PERMS: &[&str] = &[
-    "Mail.ReadBasic.All",
-    "Mail.ReadBasic",
-    "Mail.Read",
-    "Mail.ReadWrite",
-];
+const ORG_PERMS: &[&str] =
+    &["Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All", "Directory.ReadWrite.All"];
+const MAIL_READ_PERMS: &[&str] = &["Mail.ReadBasic.All", "Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"];
 const MAIL_WRITE_PERMS: &[&str] = &["Mail.ReadWrite"];
 const MAIL_SEND_PERMS: &[&str] = &["Mail.Send"];
-const SITES_PERMS: &[&str] = &[
-    "Sites.Read.All",
-    "Sites.ReadWrite.All",
-    "Sites.Manage.All",
-    "Sites.FullControl.All",
-];
-const FILES_PERMS: &[&str] = &[
-    "Files.Read.All",
-    "Files.ReadWrite.All",
-    "Sites.Read.All",
-    "Sites.ReadWrite.All",
-];
-const TEAM_PERMS: &[&str] = &[
-    "Team.ReadBasic.All",
-    "TeamSettings.Read.All",
-    "TeamSettings.ReadWrite.All",
-];
-const JOINED_TEAMS_PERMS: &[&str] = &[
-    "Team.ReadBasic.All",
-    "TeamSettings.Read.All",
-    "TeamSettings.ReadWrite.All",
-    "User.Read.All",
-];
+const SITES_PERMS: &[&str] = &["Sites.Read.All", "Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"];
+const FILES_PERMS: &[&str] = &["Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All"];
+const TEAM_PERMS: &[&str] = &["Team.ReadBasic.All", "TeamSettings.Read.All", "TeamSettings.ReadWrite.All"];
+const JOINED_TEAMS_PERMS: &[&str] =
+    &["Team.ReadBasic.All", "TeamSettings.Read.All", "TeamSettings.ReadWrite.All", "User.Read.All"];
 const HEALTH_PERMS: &[&str] = &["ServiceHealth.Read.All"];
 const MESSAGE_PERMS: &[&str] = &["ServiceMessage.Read.All"];
-const GDAP_PERMS: &[&str] = &[
-    "DelegatedAdminRelationship.Read.All",
-    "DelegatedAdminRelationship.ReadWrite.All",
-];
+const GDAP_PERMS: &[&str] = &["DelegatedAdminRelationship.Read.All", "DelegatedAdminRelationship.ReadWrite.All"];
 
 /// Why no route matched.
 enum NoRoute {
@@ -142,105 +112,47 @@ fn route(method: &Method, segs: &[String]) -> Result<Route, NoRoute> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let get = |t, p, w, k| {
         if *method == Method::GET {
-            Ok(Route {
-                target: t,
-                perms: p,
-                workload: w,
-                kind: k,
-            })
+            Ok(Route { target: t, perms: p, workload: w, kind: k })
         } else {
             Err(NoRoute::Method)
         }
     };
     let m = |want: Method, t, p, w, k| {
-        if *method == want {
-            Ok(Route {
-                target: t,
-                perms: p,
-                workload: w,
-                kind: k,
-            })
-        } else {
-            Err(NoRoute::Method)
-        }
+        if *method == want { Ok(Route { target: t, perms: p, workload: w, kind: k }) } else { Err(NoRoute::Method) }
     };
     let org = Some(Target::Organization);
     match s.as_slice() {
         [o] if eq(o, "organization") => get(org, ORG_PERMS, W::Directory, Organization(None)),
-        [o, id] if eq(o, "organization") => get(
-            org,
-            ORG_PERMS,
-            W::Directory,
-            Organization(Some(id.to_string())),
-        ),
+        [o, id] if eq(o, "organization") => get(org, ORG_PERMS, W::Directory, Organization(Some(id.to_string()))),
         [u, user, rest @ ..] if eq(u, "users") => {
             let user = user.to_string();
             let ex = Some(Target::Exchange);
             let mail = Some(Target::Mail);
             match rest {
-                [mf, f] if eq(mf, "mailFolders") => get(
-                    ex,
-                    MAIL_READ_PERMS,
-                    W::Exchange,
-                    MailFolder(user, f.to_string()),
-                ),
-                [mf, f, ms] if eq(mf, "mailFolders") && eq(ms, "messages") => get(
-                    ex,
-                    MAIL_READ_PERMS,
-                    W::Exchange,
-                    FolderMessages(user, f.to_string()),
-                ),
+                [mf, f] if eq(mf, "mailFolders") => {
+                    get(ex, MAIL_READ_PERMS, W::Exchange, MailFolder(user, f.to_string()))
+                }
+                [mf, f, ms] if eq(mf, "mailFolders") && eq(ms, "messages") => {
+                    get(ex, MAIL_READ_PERMS, W::Exchange, FolderMessages(user, f.to_string()))
+                }
                 [ms] if eq(ms, "messages") => match *method {
-                    Method::POST => m(
-                        Method::POST,
-                        mail,
-                        MAIL_WRITE_PERMS,
-                        W::Exchange,
-                        CreateDraft(user),
-                    ),
+                    Method::POST => m(Method::POST, mail, MAIL_WRITE_PERMS, W::Exchange, CreateDraft(user)),
                     _ => get(mail, MAIL_READ_PERMS, W::Exchange, Messages(user)),
                 },
                 [ms, id] if eq(ms, "messages") => match *method {
-                    Method::DELETE => m(
-                        Method::DELETE,
-                        mail,
-                        MAIL_WRITE_PERMS,
-                        W::Exchange,
-                        DeleteMessage(user, id.to_string()),
-                    ),
-                    _ => get(
-                        mail,
-                        MAIL_READ_PERMS,
-                        W::Exchange,
-                        Message(user, id.to_string()),
-                    ),
+                    Method::DELETE => {
+                        m(Method::DELETE, mail, MAIL_WRITE_PERMS, W::Exchange, DeleteMessage(user, id.to_string()))
+                    }
+                    _ => get(mail, MAIL_READ_PERMS, W::Exchange, Message(user, id.to_string())),
                 },
-                [ms, id, send] if eq(ms, "messages") && eq(send, "send") => m(
-                    Method::POST,
-                    mail,
-                    MAIL_SEND_PERMS,
-                    W::Exchange,
-                    SendDraft(user, id.to_string()),
-                ),
-                [sm] if eq(sm, "sendMail") => m(
-                    Method::POST,
-                    mail,
-                    MAIL_SEND_PERMS,
-                    W::Exchange,
-                    SendMail(user),
-                ),
-                [d] if eq(d, "drive") => get(
-                    Some(Target::Onedrive),
-                    FILES_PERMS,
-                    W::SharePoint,
-                    Drive(user),
-                ),
-                [jt] if eq(jt, "joinedTeams") => get(
-                    Some(Target::Teams),
-                    JOINED_TEAMS_PERMS,
-                    W::Teams,
-                    JoinedTeams(user),
-                ),
+                [ms, id, send] if eq(ms, "messages") && eq(send, "send") => {
+                    m(Method::POST, mail, MAIL_SEND_PERMS, W::Exchange, SendDraft(user, id.to_string()))
+                }
+                [sm] if eq(sm, "sendMail") => m(Method::POST, mail, MAIL_SEND_PERMS, W::Exchange, SendMail(user)),
+                [d] if eq(d, "drive") => get(Some(Target::Onedrive), FILES_PERMS, W::SharePoint, Drive(user)),
+                [jt] if eq(jt, "joinedTeams") => {
+                    get(Some(Target::Teams), JOINED_TEAMS_PERMS, W::Teams, JoinedTeams(user))
+                }
                 [] => Err(NoRoute::Segment("users".into())),
                 [other, ..] => Err(NoRoute::Segment(other.to_string())),
             }
@@ -251,46 +163,27 @@ fn route(method: &Method, segs: &[String]) -> Result<Route, NoRoute> {
                 [r] if eq(r, "root") => get(sp, SITES_PERMS, W::SharePoint, SiteRoot),
                 [host, path @ ..] if host.ends_with(':') && !path.is_empty() => {
                     let host = host.trim_end_matches(':').to_string();
-                    let path = format!("/{}", path.join("/"))
-                        .trim_end_matches(':')
-                        .to_string();
+                    let path = format!("/{}", path.join("/")).trim_end_matches(':').to_string();
                     get(sp, SITES_PERMS, W::SharePoint, SiteByPath(host, path))
                 }
                 [id] => get(sp, SITES_PERMS, W::SharePoint, SiteById(id.to_string())),
                 _ => Err(NoRoute::Segment("sites".into())),
             }
         }
-        [t, id] if eq(t, "teams") => get(
-            Some(Target::Teams),
-            TEAM_PERMS,
-            W::Teams,
-            Team(id.to_string()),
-        ),
+        [t, id] if eq(t, "teams") => get(Some(Target::Teams), TEAM_PERMS, W::Teams, Team(id.to_string())),
         [a, sa, rest @ ..] if eq(a, "admin") && eq(sa, "serviceAnnouncement") => {
             let sh = Some(Target::ServiceHealth);
             match rest {
-                [h] if eq(h, "healthOverviews") => {
-                    get(sh, HEALTH_PERMS, W::ServiceHealth, HealthOverviews)
+                [h] if eq(h, "healthOverviews") => get(sh, HEALTH_PERMS, W::ServiceHealth, HealthOverviews),
+                [h, n] if eq(h, "healthOverviews") => {
+                    get(sh, HEALTH_PERMS, W::ServiceHealth, HealthOverview(n.to_string()))
                 }
-                [h, n] if eq(h, "healthOverviews") => get(
-                    sh,
-                    HEALTH_PERMS,
-                    W::ServiceHealth,
-                    HealthOverview(n.to_string()),
-                ),
                 [i] if eq(i, "issues") => get(sh, HEALTH_PERMS, W::ServiceHealth, Issues),
-                [i, id] if eq(i, "issues") => {
-                    get(sh, HEALTH_PERMS, W::ServiceHealth, Issue(id.to_string()))
+                [i, id] if eq(i, "issues") => get(sh, HEALTH_PERMS, W::ServiceHealth, Issue(id.to_string())),
+                [ms] if eq(ms, "messages") => get(sh, MESSAGE_PERMS, W::ServiceHealth, ServiceMessages),
+                [ms, id] if eq(ms, "messages") => {
+                    get(sh, MESSAGE_PERMS, W::ServiceHealth, ServiceMessage(id.to_string()))
                 }
-                [ms] if eq(ms, "messages") => {
-                    get(sh, MESSAGE_PERMS, W::ServiceHealth, ServiceMessages)
-                }
-                [ms, id] if eq(ms, "messages") => get(
-                    sh,
-                    MESSAGE_PERMS,
-                    W::ServiceHealth,
-                    ServiceMessage(id.to_string()),
-                ),
                 [] => Err(NoRoute::Segment("serviceAnnouncement".into())),
                 [other, ..] => Err(NoRoute::Segment(other.to_string())),
             }
@@ -311,16 +204,9 @@ pub(crate) struct Caller {
     pub client_id: String,
 }
 
-fn authenticate(
-    shared: &Shared,
-    req: &Req,
-    now: i64,
-) -> Result<Caller, (&'static str, Option<String>)> {
+fn authenticate(shared: &Shared, req: &Req, now: i64) -> Result<Caller, (&'static str, Option<String>)> {
     let token = match req.header("authorization") {
-        Some(h)
-            if h.get(..7)
-                .is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) =>
-        {
+        Some(h) if h.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) => {
             h.get(7..).unwrap_or_default().trim()
         }
         _ => return Err(("Access token is empty.", None)),
@@ -331,10 +217,7 @@ fn authenticate(
     let claims = match shared.keys.verify(token) {
         Ok(c) => c,
         Err(VerifyError::Malformed) => {
-            return Err((
-                "CompactToken parsing failed with error code: 80049217",
-                None,
-            ));
+            return Err(("CompactToken parsing failed with error code: 80049217", None));
         }
         Err(VerifyError::BadSignature) => return Err(("Access token validation failure.", None)),
     };
@@ -342,60 +225,32 @@ fn authenticate(
     let exp = claim_time(&claims, "exp").unwrap_or(0);
     let nbf = claim_time(&claims, "nbf").unwrap_or(0);
     if now >= exp || now < nbf {
-        return Err((
-            "Access token has expired or is not yet valid.",
-            Some(tenant),
-        ));
+        return Err(("Access token has expired or is not yet valid.", Some(tenant)));
     }
     let aud = claim_str(&claims, "aud").unwrap_or_default();
-    let own = [
-        format!("http://{}/graph", req.host),
-        format!("http://{}/graph", shared.addr),
-    ];
-    if !(aud == ests::PUBLIC_GRAPH
-        || aud == "00000003-0000-0000-c000-000000000000"
-        || own.iter().any(|o| o == aud))
-    {
-        return Err((
-            "Access token validation failure. Invalid audience.",
-            Some(tenant),
-        ));
+    let own = [format!("http://{}/graph", req.host), format!("http://{}/graph", shared.addr)];
+    if !(aud == ests::PUBLIC_GRAPH || aud == "00000003-0000-0000-c000-000000000000" || own.iter().any(|o| o == aud)) {
+        return Err(("Access token validation failure. Invalid audience.", Some(tenant)));
     }
     let roles = match claims.get("roles") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => vec![],
     };
-    let scopes = claim_str(&claims, "scp")
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
-    Ok(Caller {
-        tenant,
-        roles,
-        scopes,
-        client_id: claim_str(&claims, "appid").unwrap_or_default().to_string(),
-    })
+    let scopes =
+        claim_str(&claims, "scp").map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    Ok(Caller { tenant, roles, scopes, client_id: claim_str(&claims, "appid").unwrap_or_default().to_string() })
 }
 
 fn forbidden(w: Workload, perms: &[&str], ids: &GraphIds, now: i64) -> Response {
     let (code, msg) = match w {
-        Workload::Directory => (
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.".to_string(),
-        ),
-        Workload::Exchange => (
-            "ErrorAccessDenied",
-            "Access is denied. Check credentials and try again.".to_string(),
-        ),
+        Workload::Directory => {
+            ("Authorization_RequestDenied", "Insufficient privileges to complete the operation.".to_string())
+        }
+        Workload::Exchange => ("ErrorAccessDenied", "Access is denied. Check credentials and try again.".to_string()),
         Workload::SharePoint => ("accessDenied", "Access denied".to_string()),
         Workload::Teams | Workload::ServiceHealth => (
             "Forbidden",
-            format!(
-                "Missing role permissions on the request. API requires one of '{}'.",
-                perms.join(", ")
-            ),
+            format!("Missing role permissions on the request. API requires one of '{}'.", perms.join(", ")),
         ),
     };
     graph_error(StatusCode::FORBIDDEN, ids, now, code, &msg)
@@ -407,10 +262,7 @@ fn not_found(w: Workload, ids: &GraphIds, now: i64) -> Response {
             "Request_ResourceNotFound",
             "Resource does not exist or one of its queried reference-property objects are not present.",
         ),
-        Workload::Exchange => (
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        ),
+        Workload::Exchange => ("ErrorItemNotFound", "The specified object was not found in the store."),
         Workload::SharePoint => ("itemNotFound", "The resource could not be found."),
         Workload::Teams => ("NotFound", "No team found with the given Group Id."),
         Workload::ServiceHealth => ("NotFound", "The requested resource was not found."),
@@ -430,10 +282,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
     };
     if version != "v1.0" && version != "beta" {
         let msg = format!("Invalid version: {version}");
-        return Outcome::send(
-            graph_error(StatusCode::BAD_REQUEST, &ids, now, "BadRequest", &msg),
-            None,
-        );
+        return Outcome::send(graph_error(StatusCode::BAD_REQUEST, &ids, now, "BadRequest", &msg), None);
     }
     let caller = match authenticate(shared, req, now) {
         Ok(c) => c,
@@ -442,30 +291,17 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
         }
     };
     let tenant = Some(caller.tenant.clone());
-    let segs: Vec<String> = tail
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segs: Vec<String> = tail.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let route = match route(&req.method, &segs) {
         Ok(r) => r,
         Err(NoRoute::Segment(s)) => {
             let msg = format!("Resource not found for the segment '{s}'.");
-            return Outcome::send(
-                graph_error(StatusCode::BAD_REQUEST, &ids, now, "BadRequest", &msg),
-                tenant,
-            );
+            return Outcome::send(graph_error(StatusCode::BAD_REQUEST, &ids, now, "BadRequest", &msg), tenant);
         }
         Err(NoRoute::Method) => {
             let msg = "Specified HTTP method is not allowed for the request target.";
             return Outcome::send(
-                graph_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    &ids,
-                    now,
-                    "Request_BadRequest",
-                    msg,
-                ),
+                graph_error(StatusCode::METHOD_NOT_ALLOWED, &ids, now, "Request_BadRequest", msg),
                 tenant,
             );
         }
@@ -487,9 +323,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
         },
         None => None,
     };
-    let fault = route
-        .target
-        .and_then(|t| shared.rt().fault(&caller.tenant, t));
+    let fault = route.target.and_then(|t| shared.rt().fault(&caller.tenant, t));
     if let Some(f) = fault {
         let r = match f {
             Fault::Slow { delay } => {
@@ -497,27 +331,19 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
                 None
             }
             Fault::Down => Some(down(&ids, now)),
-            Fault::Unavailable { retry_after } => Some(with_retry_after(
-                down(&ids, now),
-                retry_after_secs(retry_after),
-            )),
-            Fault::Throttled { retry_after } => {
-                Some(graph_throttled(&ids, now, retry_after_secs(retry_after)))
+            Fault::Unavailable { retry_after } => {
+                Some(with_retry_after(down(&ids, now), retry_after_secs(retry_after)))
             }
-            Fault::Forbidden | Fault::NotConsented => {
-                Some(forbidden(route.workload, route.perms, &ids, now))
-            }
+            Fault::Throttled { retry_after } => Some(graph_throttled(&ids, now, retry_after_secs(retry_after))),
+            Fault::Forbidden | Fault::NotConsented => Some(forbidden(route.workload, route.perms, &ids, now)),
             Fault::NotFound => Some(not_found(route.workload, &ids, now)),
             Fault::Malformed => Some(graph_malformed(&ids)),
             Fault::ConnectionReset => {
-                return Outcome {
-                    reply: Reply::Reset,
-                    tenant,
-                };
+                return Outcome { reply: Reply::Reset, tenant };
             }
-            Fault::BadSecret | Fault::ExpiredSecret | Fault::UnknownTenant => Some(
-                graph_unauthorized(&ids, now, "Access token validation failure.", &authority),
-            ),
+            Fault::BadSecret | Fault::ExpiredSecret | Fault::UnknownTenant => {
+                Some(graph_unauthorized(&ids, now, "Access token validation failure.", &authority))
+            }
             Fault::ServerError => Some(graph_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &ids,
@@ -531,24 +357,12 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
             return Outcome::send(r, tenant);
         }
     }
-    let allowed = route.perms.iter().any(|p| {
-        caller
-            .roles
-            .iter()
-            .chain(&caller.scopes)
-            .any(|r| r.eq_ignore_ascii_case(p))
-    });
+    let allowed =
+        route.perms.iter().any(|p| caller.roles.iter().chain(&caller.scopes).any(|r| r.eq_ignore_ascii_case(p)));
     if !allowed {
         return Outcome::send(forbidden(route.workload, route.perms, &ids, now), tenant);
     }
-    let ctx = Ctx {
-        shared,
-        req,
-        ids: &ids,
-        now,
-        caller: &caller,
-        base: format!("{}/graph/{version}", req.origin()),
-    };
+    let ctx = Ctx { shared, req, ids: &ids, now, caller: &caller, base: format!("{}/graph/{version}", req.origin()) };
     let resp = endpoint(&ctx, route).await;
     Outcome::send(resp, tenant)
 }
@@ -577,15 +391,9 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// A 200 with `$select` applied.
     pub fn ok_object(&self, obj: Map<String, Value>) -> Response {
-        let select: Option<Vec<String>> = self
-            .req
-            .query_param("$select")
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-        graph_ok(
-            StatusCode::OK,
-            self.ids,
-            &Value::Object(collection::project(&obj, select.as_deref())),
-        )
+        let select: Option<Vec<String>> =
+            self.req.query_param("$select").map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        graph_ok(StatusCode::OK, self.ids, &Value::Object(collection::project(&obj, select.as_deref())))
     }
 
     pub fn error(&self, status: StatusCode, code: &str, msg: &str) -> Response {
@@ -603,9 +411,7 @@ impl Ctx<'_> {
             Ok((body, applied)) => {
                 let r = graph_ok(StatusCode::OK, self.ids, &body);
                 match applied {
-                    Some(n) => {
-                        with_header(r, "preference-applied", &format!("odata.maxpagesize={n}"))
-                    }
+                    Some(n) => with_header(r, "preference-applied", &format!("odata.maxpagesize={n}")),
                     None => r,
                 }
             }
@@ -623,9 +429,7 @@ fn obj(v: Value) -> Map<String, Value> {
 
 /// Finds a user by UPN or object ID.
 pub(crate) fn find_user<'a>(t: &'a Tenant, key: &str) -> Option<&'a User> {
-    t.users
-        .iter()
-        .find(|u| u.upn.eq_ignore_ascii_case(key) || u.id.eq_ignore_ascii_case(key))
+    t.users.iter().find(|u| u.upn.eq_ignore_ascii_case(key) || u.id.eq_ignore_ascii_case(key))
 }
 
 async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
@@ -653,10 +457,7 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
                 return not_found(Workload::Directory, cx.ids, cx.now);
             }
             let mut o = organization(&t);
-            o.insert(
-                "@odata.context".into(),
-                json!(format!("{}/$metadata#organization/$entity", cx.base)),
-            );
+            o.insert("@odata.context".into(), json!(format!("{}/$metadata#organization/$entity", cx.base)));
             cx.ok_object(o)
         }
         Kind::MailFolder(u, f) => mail::mail_folder(cx, &t, &u, &f),
@@ -699,35 +500,19 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
             ))
         }
         Kind::SiteByPath(host, path) => {
-            let want = format!(
-                "https://{}{}",
-                host.to_ascii_lowercase(),
-                path.to_ascii_lowercase()
-            );
+            let want = format!("https://{}{}", host.to_ascii_lowercase(), path.to_ascii_lowercase());
             match t.sites.iter().find(|s| s.url.to_ascii_lowercase() == want) {
                 Some(s) => cx.ok_object(site_json(cx, &s.url, &s.id, &s.display_name)),
-                None => cx.error(
-                    StatusCode::NOT_FOUND,
-                    "itemNotFound",
-                    "Requested site could not be found",
-                ),
+                None => cx.error(StatusCode::NOT_FOUND, "itemNotFound", "Requested site could not be found"),
             }
         }
         Kind::SiteById(id) => match t.sites.iter().find(|s| s.id.eq_ignore_ascii_case(&id)) {
             Some(s) => cx.ok_object(site_json(cx, &s.url, &s.id, &s.display_name)),
-            None => cx.error(
-                StatusCode::NOT_FOUND,
-                "itemNotFound",
-                "Requested site could not be found",
-            ),
+            None => cx.error(StatusCode::NOT_FOUND, "itemNotFound", "Requested site could not be found"),
         },
         Kind::Team(id) => match t.teams.iter().find(|tm| tm.id.eq_ignore_ascii_case(&id)) {
             Some(tm) => cx.ok_object(team_json(cx, &t, tm)),
-            None => cx.error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("No team found with Group Id {id}"),
-            ),
+            None => cx.error(StatusCode::NOT_FOUND, "NotFound", &format!("No team found with Group Id {id}")),
         },
         Kind::HealthOverviews => health::overviews(cx, &t),
         Kind::HealthOverview(n) => health::overview(cx, &t, &n),
@@ -741,10 +526,7 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
 
 /// The first label of the tenant's first domain (`contoso` for contoso.onmicrosoft.com).
 fn tenant_prefix(t: &Tenant) -> &str {
-    t.domains
-        .first()
-        .and_then(|d| d.split('.').next())
-        .unwrap_or("tenant")
+    t.domains.first().and_then(|d| d.split('.').next()).unwrap_or("tenant")
 }
 
 fn organization(t: &Tenant) -> Map<String, Value> {
@@ -816,25 +598,14 @@ fn team_json(cx: &Ctx, t: &Tenant, tm: &super::world::Team) -> Map<String, Value
 
 fn drive(cx: &Ctx, t: &Tenant, u: &str) -> Response {
     let Some(user) = find_user(t, u) else {
-        return cx.error(
-            StatusCode::NOT_FOUND,
-            "itemNotFound",
-            &format!("The user '{u}' was not found."),
-        );
+        return cx.error(StatusCode::NOT_FOUND, "itemNotFound", &format!("The user '{u}' was not found."));
     };
     if !user.drive {
-        return cx.error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            "User's mysite not found.",
-        );
+        return cx.error(StatusCode::NOT_FOUND, "ResourceNotFound", "User's mysite not found.");
     }
     let host = format!("{}-my.sharepoint.com", tenant_prefix(t));
     let personal = user.upn.replace(['@', '.'], "_");
-    let drive_id = format!(
-        "b!{}",
-        ids::derived_guid(&format!("drive:{}", user.id)).replace('-', "")
-    );
+    let drive_id = format!("b!{}", ids::derived_guid(&format!("drive:{}", user.id)).replace('-', ""));
     cx.ok_object(obj(json!({
         "@odata.context": format!("{}/$metadata#drives/$entity", cx.base),
         "id": drive_id,

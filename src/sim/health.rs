@@ -68,11 +68,8 @@ pub(crate) fn issue_json(i: &Issue) -> Map<String, Value> {
 fn service_json(s: &Service, issues: Option<&[Issue]>) -> Map<String, Value> {
     let mut m = obj(json!({"service": s.name, "status": s.status, "id": s.id}));
     if let Some(all) = issues {
-        let list: Vec<Value> = all
-            .iter()
-            .filter(|i| i.service == s.name)
-            .map(|i| Value::Object(issue_json(i)))
-            .collect();
+        let list: Vec<Value> =
+            all.iter().filter(|i| i.service == s.name).map(|i| Value::Object(issue_json(i))).collect();
         m.insert("issues".into(), Value::Array(list));
     }
     m
@@ -99,12 +96,7 @@ fn message_json(m: &Message) -> Map<String, Value> {
     }))
 }
 
-fn spec<'a>(
-    cx: &Ctx,
-    name: &str,
-    type_name: &'a str,
-    filterable: &'a [&'a str],
-) -> CollectionSpec<'a> {
+fn spec<'a>(cx: &Ctx, name: &str, type_name: &'a str, filterable: &'a [&'a str]) -> CollectionSpec<'a> {
     CollectionSpec {
         type_name,
         filterable,
@@ -116,61 +108,29 @@ fn spec<'a>(
 }
 
 pub(crate) fn overviews(cx: &Ctx, t: &Tenant) -> Response {
-    let expand = cx
-        .req
-        .query_param("$expand")
-        .is_some_and(|e| e.split(',').any(|x| x.trim() == "issues"));
-    let items = t
-        .services
-        .iter()
-        .map(|s| service_json(s, expand.then_some(t.issues.as_slice())))
-        .collect();
-    cx.collection(
-        &spec(
-            cx,
-            "healthOverviews",
-            "serviceHealth",
-            &["id", "service", "status"],
-        ),
-        items,
-    )
+    let expand = cx.req.query_param("$expand").is_some_and(|e| e.split(',').any(|x| x.trim() == "issues"));
+    let items = t.services.iter().map(|s| service_json(s, expand.then_some(t.issues.as_slice()))).collect();
+    cx.collection(&spec(cx, "healthOverviews", "serviceHealth", &["id", "service", "status"]), items)
 }
 
 pub(crate) fn overview(cx: &Ctx, t: &Tenant, name: &str) -> Response {
-    match t
-        .services
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(name) || s.id.eq_ignore_ascii_case(name))
-    {
+    match t.services.iter().find(|s| s.name.eq_ignore_ascii_case(name) || s.id.eq_ignore_ascii_case(name)) {
         Some(s) => {
-            let expand = cx
-                .req
-                .query_param("$expand")
-                .is_some_and(|e| e.contains("issues"));
+            let expand = cx.req.query_param("$expand").is_some_and(|e| e.contains("issues"));
             let mut m = service_json(s, expand.then_some(t.issues.as_slice()));
             m.insert(
                 "@odata.context".into(),
-                json!(format!(
-                    "{}/$metadata#admin/serviceAnnouncement/healthOverviews/$entity",
-                    cx.base
-                )),
+                json!(format!("{}/$metadata#admin/serviceAnnouncement/healthOverviews/$entity", cx.base)),
             );
             cx.ok_object(m)
         }
-        None => cx.error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("The service '{name}' was not found."),
-        ),
+        None => cx.error(StatusCode::NOT_FOUND, "NotFound", &format!("The service '{name}' was not found.")),
     }
 }
 
 pub(crate) fn issues(cx: &Ctx, t: &Tenant) -> Response {
     let items = t.issues.iter().map(issue_json).collect();
-    cx.collection(
-        &spec(cx, "issues", "serviceHealthIssue", ISSUE_FIELDS),
-        items,
-    )
+    cx.collection(&spec(cx, "issues", "serviceHealthIssue", ISSUE_FIELDS), items)
 }
 
 pub(crate) fn issue(cx: &Ctx, t: &Tenant, id: &str) -> Response {
@@ -179,18 +139,11 @@ pub(crate) fn issue(cx: &Ctx, t: &Tenant, id: &str) -> Response {
             let mut m = issue_json(i);
             m.insert(
                 "@odata.context".into(),
-                json!(format!(
-                    "{}/$metadata#admin/serviceAnnouncement/issues/$entity",
-                    cx.base
-                )),
+                json!(format!("{}/$metadata#admin/serviceAnnouncement/issues/$entity", cx.base)),
             );
             cx.ok_object(m)
         }
-        None => cx.error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("The issue '{id}' was not found."),
-        ),
+        None => cx.error(StatusCode::NOT_FOUND, "NotFound", &format!("The issue '{id}' was not found.")),
     }
 }
 
@@ -216,18 +169,11 @@ pub(crate) fn message(cx: &Ctx, t: &Tenant, id: &str) -> Response {
             let mut j = message_json(m);
             j.insert(
                 "@odata.context".into(),
-                json!(format!(
-                    "{}/$metadata#admin/serviceAnnouncement/messages/$entity",
-                    cx.base
-                )),
+                json!(format!("{}/$metadata#admin/serviceAnnouncement/messages/$entity", cx.base)),
             );
             cx.ok_object(j)
         }
-        None => cx.error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("The message '{id}' was not found."),
-        ),
+        None => cx.error(StatusCode::NOT_FOUND, "NotFound", &format!("The message '{id}' was not found.")),
     }
 }
 
@@ -235,19 +181,14 @@ pub(crate) fn delegated_admin_customers(cx: &Ctx, t: &Tenant) -> Response {
     let items = t
         .customers
         .iter()
-        .map(|c| {
-            obj(json!({"id": c.tenant_id, "tenantId": c.tenant_id, "displayName": c.display_name}))
-        })
+        .map(|c| obj(json!({"id": c.tenant_id, "tenantId": c.tenant_id, "displayName": c.display_name})))
         .collect();
     let spec = CollectionSpec {
         type_name: "delegatedAdminCustomer",
         filterable: &["id", "tenantId", "displayName"],
         default_page: 100,
         max_page: 300,
-        context: format!(
-            "{}/$metadata#tenantRelationships/delegatedAdminCustomers",
-            cx.base
-        ),
+        context: format!("{}/$metadata#tenantRelationships/delegatedAdminCustomers", cx.base),
         self_url: format!("{}/tenantRelationships/delegatedAdminCustomers", cx.base),
     };
     cx.collection(&spec, items)

@@ -36,17 +36,13 @@ impl Req {
     /// Decoded query parameters, first value wins.
     pub fn query_param(&self, name: &str) -> Option<String> {
         let q = self.query.as_deref()?;
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 
     /// All decoded query parameters.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         match self.query.as_deref() {
-            Some(q) => url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect(),
+            Some(q) => url::form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
             None => vec![],
         }
     }
@@ -73,10 +69,7 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub fn send(resp: Response, tenant: Option<String>) -> Self {
-        Outcome {
-            reply: Reply::Send(resp),
-            tenant,
-        }
+        Outcome { reply: Reply::Send(resp), tenant }
     }
 }
 
@@ -105,19 +98,11 @@ fn ests_headers(resp: &mut Response, request_id: &str) {
     set(resp, "pragma", "no-cache");
     set(resp, "content-type", "application/json; charset=utf-8");
     set(resp, "expires", "-1");
-    set(
-        resp,
-        "strict-transport-security",
-        "max-age=31536000; includeSubDomains",
-    );
+    set(resp, "strict-transport-security", "max-age=31536000; includeSubDomains");
     set(resp, "x-content-type-options", "nosniff");
     set(resp, "x-ms-request-id", request_id);
     set(resp, "x-ms-ests-server", "2.1.19457.4 - SEC ProdSlices");
-    set(
-        resp,
-        "date",
-        &httpdate::fmt_http_date(std::time::SystemTime::now()),
-    );
+    set(resp, "date", &httpdate::fmt_http_date(std::time::SystemTime::now()));
 }
 
 /// A successful token-service JSON answer.
@@ -147,12 +132,7 @@ pub(crate) struct EstsError {
 }
 
 impl EstsError {
-    pub fn new(
-        status: StatusCode,
-        error: &'static str,
-        code: u32,
-        description: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
         EstsError {
             status,
             error,
@@ -170,12 +150,7 @@ impl EstsError {
 
     /// 401 `invalid_client`.
     pub fn client(code: u32, description: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            code,
-            description,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", code, description)
     }
 
     /// 400 `invalid_request` AADSTS900144 for a missing body parameter.
@@ -206,9 +181,8 @@ impl EstsError {
             Some(c) => format!("AADSTS{c}: {}", self.description),
             None => self.description.clone(),
         };
-        let description = format!(
-            "{first}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {ts}"
-        );
+        let description =
+            format!("{first}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {ts}");
         let mut body = json!({
             "error": self.error,
             "error_description": description,
@@ -241,19 +215,14 @@ pub(crate) struct GraphIds {
 impl GraphIds {
     pub fn for_req(req: &Req) -> Self {
         let request_id = ids::new_guid();
-        let client_request_id = req
-            .client_request_id
-            .clone()
-            .unwrap_or_else(|| request_id.clone());
-        GraphIds {
-            request_id,
-            client_request_id,
-        }
+        let client_request_id = req.client_request_id.clone().unwrap_or_else(|| request_id.clone());
+        GraphIds { request_id, client_request_id }
     }
 }
 
 /// The OData JSON content type Graph sends.
-pub(crate) const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(crate) const ODATA_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 fn graph_headers(resp: &mut Response, ids: &GraphIds, success: bool) {
     set(resp, "content-type", ODATA_JSON);
@@ -269,11 +238,7 @@ fn graph_headers(resp: &mut Response, ids: &GraphIds, success: bool) {
         r#"{"ServerInfo":{"DataCenter":"West Europe","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"AM2PEPF0000SIM1"}}"#,
     );
     set(resp, "strict-transport-security", "max-age=31536000");
-    set(
-        resp,
-        "date",
-        &httpdate::fmt_http_date(std::time::SystemTime::now()),
-    );
+    set(resp, "date", &httpdate::fmt_http_date(std::time::SystemTime::now()));
 }
 
 /// A Graph success with a JSON body.
@@ -293,22 +258,13 @@ pub(crate) fn graph_empty(status: StatusCode, ids: &GraphIds) -> Response {
 
 /// A Graph 200 whose body is cut off mid-JSON (the `malformed` fault).
 pub(crate) fn graph_malformed(ids: &GraphIds) -> Response {
-    let mut r = body_response(
-        StatusCode::OK,
-        r#"{"@odata.context":"$metadata#broken","value":[{"id":"#,
-    );
+    let mut r = body_response(StatusCode::OK, r#"{"@odata.context":"$metadata#broken","value":[{"id":"#);
     graph_headers(&mut r, ids, true);
     r
 }
 
 /// A Graph error (protocol doc 3.3).
-pub(crate) fn graph_error(
-    status: StatusCode,
-    ids: &GraphIds,
-    now: i64,
-    code: &str,
-    message: &str,
-) -> Response {
+pub(crate) fn graph_error(status: StatusCode, ids: &GraphIds, now: i64, code: &str, message: &str) -> Response {
     let body = json!({
         "error": {
             "code": code,
@@ -326,19 +282,8 @@ pub(crate) fn graph_error(
 }
 
 /// A Graph 401 with `WWW-Authenticate` (protocol doc 3.2).
-pub(crate) fn graph_unauthorized(
-    ids: &GraphIds,
-    now: i64,
-    message: &str,
-    authority: &str,
-) -> Response {
-    let mut r = graph_error(
-        StatusCode::UNAUTHORIZED,
-        ids,
-        now,
-        "InvalidAuthenticationToken",
-        message,
-    );
+pub(crate) fn graph_unauthorized(ids: &GraphIds, now: i64, message: &str, authority: &str) -> Response {
+    let mut r = graph_error(StatusCode::UNAUTHORIZED, ids, now, "InvalidAuthenticationToken", message);
     set(
         &mut r,
         "www-authenticate",

@@ -31,11 +31,7 @@ pub(crate) fn site_id(url: &str) -> String {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let key = url.to_ascii_lowercase();
-    format!(
-        "{host},{},{}",
-        derived_guid(&format!("site:{key}")),
-        derived_guid(&format!("web:{key}"))
-    )
+    format!("{host},{},{}", derived_guid(&format!("site:{key}")), derived_guid(&format!("web:{key}")))
 }
 
 /// Whether `s` is a GUID in 8-4-4-4-12 hex form.
@@ -53,13 +49,7 @@ pub(crate) fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
     // SystemRandom only fails when the OS has no entropy source; fall back to a GUID's randomness.
     if aws_lc_rs::rand::fill(&mut buf).is_err() {
-        for (i, byte) in uuid::Uuid::new_v4()
-            .as_bytes()
-            .iter()
-            .cycle()
-            .take(n)
-            .enumerate()
-        {
+        for (i, byte) in uuid::Uuid::new_v4().as_bytes().iter().cycle().take(n).enumerate() {
             buf[i] = *byte;
         }
     }
@@ -71,9 +61,7 @@ pub(crate) fn user_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut buf = [0u8; 9];
     let _ = aws_lc_rs::rand::fill(&mut buf);
-    buf.iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    buf.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 /// base64url(SHA-1(der)): the `x5t` thumbprint.
@@ -117,9 +105,6 @@ mod tests {
     fn user_codes_have_nine_characters() {
         let c = user_code();
         assert_eq!(c.len(), 9);
-        assert!(
-            c.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        );
+        assert!(c.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
     }
 }

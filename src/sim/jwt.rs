@@ -39,13 +39,8 @@ pub(crate) struct SigningKeys {
 impl SigningKeys {
     /// The process key (generated on first use) with a fresh instance ID.
     pub(crate) fn generate() -> Result<Self, String> {
-        let keys = KEYS
-            .get_or_init(|| KeyPairs::generate().map(Arc::new))
-            .clone()?;
-        Ok(SigningKeys {
-            keys,
-            instance: super::ids::random_token(12),
-        })
+        let keys = KEYS.get_or_init(|| KeyPairs::generate().map(Arc::new)).clone()?;
+        Ok(SigningKeys { keys, instance: super::ids::random_token(12) })
     }
 
     /// Signs `claims` (plus the instance claim) as an RS256 JWT with `kid` [`KID`].
@@ -73,11 +68,8 @@ impl SigningKeys {
 
 impl KeyPairs {
     fn generate() -> Result<Self, String> {
-        let pair = KeyPair::generate(KeySize::Rsa2048)
-            .map_err(|e| format!("RSA key generation failed: {e}"))?;
-        let pkcs8 = pair
-            .as_der()
-            .map_err(|e| format!("RSA key export failed: {e}"))?;
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|e| format!("RSA key generation failed: {e}"))?;
+        let pkcs8 = pair.as_der().map_err(|e| format!("RSA key export failed: {e}"))?;
         let body = STANDARD.encode(pkcs8.as_ref());
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
         for chunk in body.as_bytes().chunks(64) {
@@ -85,8 +77,7 @@ impl KeyPairs {
             pem.push('\n');
         }
         pem.push_str("-----END PRIVATE KEY-----\n");
-        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|e| format!("RSA key import failed: {e}"))?;
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| format!("RSA key import failed: {e}"))?;
         let decoding = DecodingKey::from_rsa_der(pair.public_key().as_ref());
         Ok(KeyPairs { encoding, decoding })
     }
@@ -157,8 +148,7 @@ pub(crate) fn split(token: &str) -> Option<UnverifiedJwt> {
 /// Verifies an RS256 or PS256 signature with an RSA public key (PKCS#1 DER).
 pub(crate) fn verify_rsa(jwt: &UnverifiedJwt, alg: Algorithm, public_key_der: &[u8]) -> bool {
     let key = DecodingKey::from_rsa_der(public_key_der);
-    jsonwebtoken::crypto::verify(&jwt.signature, jwt.signing_input.as_bytes(), &key, alg)
-        .unwrap_or(false)
+    jsonwebtoken::crypto::verify(&jwt.signature, jwt.signing_input.as_bytes(), &key, alg).unwrap_or(false)
 }
 
 /// A claim as a string.

@@ -80,27 +80,15 @@ impl Drop for MailboxSlot {
 
 /// Takes a concurrency slot for (app, tenant, mailbox), or `None` when all
 /// [`MAILBOX_CONCURRENCY`] are in use.
-pub(crate) fn acquire_slot(
-    shared: &Arc<Shared>,
-    app: &str,
-    tenant: &str,
-    user: &str,
-) -> Option<MailboxSlot> {
-    let key = (
-        app.to_ascii_lowercase(),
-        tenant.to_string(),
-        user.to_ascii_lowercase(),
-    );
+pub(crate) fn acquire_slot(shared: &Arc<Shared>, app: &str, tenant: &str, user: &str) -> Option<MailboxSlot> {
+    let key = (app.to_ascii_lowercase(), tenant.to_string(), user.to_ascii_lowercase());
     let mut rt = shared.rt();
     let n = rt.mail.in_flight.entry(key.clone()).or_insert(0);
     if *n >= MAILBOX_CONCURRENCY {
         return None;
     }
     *n += 1;
-    Some(MailboxSlot {
-        shared: shared.clone(),
-        key,
-    })
+    Some(MailboxSlot { shared: shared.clone(), key })
 }
 
 /// Well-known folder names and their display names.
@@ -127,10 +115,7 @@ impl Fail {
 /// The mailbox owner, or the Exchange 404 (code, message).
 fn mailbox<'a>(t: &'a Tenant, u: &str) -> Result<&'a User, (&'static str, String)> {
     let Some(user) = find_user(t, u) else {
-        return Err((
-            "ErrorInvalidUser",
-            format!("The requested user '{u}' is invalid."),
-        ));
+        return Err(("ErrorInvalidUser", format!("The requested user '{u}' is invalid.")));
     };
     if !user.mailbox {
         return Err((
@@ -151,19 +136,13 @@ macro_rules! owner {
 }
 
 fn folder_id(user: &User, folder: &str) -> String {
-    format!(
-        "AAMkA{}AAA=",
-        ids::derived_guid(&format!("folder:{}:{folder}", user.id)).replace('-', "")
-    )
+    format!("AAMkA{}AAA=", ids::derived_guid(&format!("folder:{}:{folder}", user.id)).replace('-', ""))
 }
 
 /// The well-known name for a folder name or ID.
 fn folder_name(user: &User, f: &str) -> Option<(&'static str, &'static str)> {
     let key = f.to_ascii_lowercase();
-    WELL_KNOWN
-        .iter()
-        .copied()
-        .find(|(n, _)| *n == key || folder_id(user, n) == f)
+    WELL_KNOWN.iter().copied().find(|(n, _)| *n == key || folder_id(user, n) == f)
 }
 
 fn visible(m: &StoredMessage, now: Instant) -> bool {
@@ -183,27 +162,17 @@ pub(crate) fn mail_folder(cx: &Ctx, t: &Tenant, u: &str, f: &str) -> Response {
     let (total, unread) = {
         let rt = cx.shared.rt();
         let list = rt.mail.boxes.get(&(t.id.clone(), user.id.clone()));
-        let n = list.map_or(0, |l| {
-            l.iter()
-                .filter(|m| m.folder == name && visible(m, now))
-                .count()
-        });
+        let n = list.map_or(0, |l| l.iter().filter(|m| m.folder == name && visible(m, now)).count());
         (n, if name == "inbox" { n } else { 0 })
     };
     let mut obj = Map::new();
     obj.insert(
         "@odata.context".into(),
-        json!(format!(
-            "{}/$metadata#users('{}')/mailFolders/$entity",
-            cx.base, user.upn
-        )),
+        json!(format!("{}/$metadata#users('{}')/mailFolders/$entity", cx.base, user.upn)),
     );
     obj.insert("id".into(), json!(folder_id(user, name)));
     obj.insert("displayName".into(), json!(display));
-    obj.insert(
-        "parentFolderId".into(),
-        json!(folder_id(user, "msgfolderroot")),
-    );
+    obj.insert("parentFolderId".into(), json!(folder_id(user, "msgfolderroot")));
     obj.insert("childFolderCount".into(), json!(0));
     obj.insert("unreadItemCount".into(), json!(unread));
     obj.insert("totalItemCount".into(), json!(total));
@@ -247,17 +216,11 @@ fn message_json(cx: &Ctx, user: &User, m: &StoredMessage) -> Map<String, Value> 
         "bccRecipients": [],
         "replyTo": [],
     });
-    let selected = cx
-        .req
-        .query_param("$select")
-        .is_some_and(|s| s.split(',').any(|x| x.trim() == "internetMessageHeaders"));
+    let selected =
+        cx.req.query_param("$select").is_some_and(|s| s.split(',').any(|x| x.trim() == "internetMessageHeaders"));
     if selected {
-        o["internetMessageHeaders"] = Value::Array(
-            m.headers
-                .iter()
-                .map(|(n, v)| json!({"name": n, "value": v}))
-                .collect(),
-        );
+        o["internetMessageHeaders"] =
+            Value::Array(m.headers.iter().map(|(n, v)| json!({"name": n, "value": v})).collect());
     }
     match o {
         Value::Object(m) => m,
@@ -284,10 +247,7 @@ const MESSAGE_FIELDS: &[&str] = &[
 /// Outlook's rule: with both `$filter` and `$orderby`, the ordered
 /// properties must come first in the filter, in the same order.
 fn check_inefficient_filter(cx: &Ctx) -> Result<(), Fail> {
-    let (Some(filter), Some(orderby)) = (
-        cx.req.query_param("$filter"),
-        cx.req.query_param("$orderby"),
-    ) else {
+    let (Some(filter), Some(orderby)) = (cx.req.query_param("$filter"), cx.req.query_param("$orderby")) else {
         return Ok(());
     };
     let Ok(expr) = odata::parse_filter(&filter) else {
@@ -295,10 +255,7 @@ fn check_inefficient_filter(cx: &Ctx) -> Result<(), Fail> {
     };
     let mut used = vec![];
     odata::fields(&expr, &mut used);
-    let ordered: Vec<&str> = orderby
-        .split(',')
-        .filter_map(|p| p.split_whitespace().next())
-        .collect();
+    let ordered: Vec<&str> = orderby.split(',').filter_map(|p| p.split_whitespace().next()).collect();
     let ok = ordered.len() <= used.len() && ordered.iter().zip(&used).all(|(o, u)| o == u);
     if ok {
         Ok(())
@@ -318,17 +275,10 @@ fn list(cx: &Ctx, t: &Tenant, user: &User, folder: Option<&str>, self_path: &str
     let now = Instant::now();
     let items: Vec<Map<String, Value>> = {
         let rt = cx.shared.rt();
-        let msgs = rt
-            .mail
-            .boxes
-            .get(&(t.id.clone(), user.id.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let msgs = rt.mail.boxes.get(&(t.id.clone(), user.id.clone())).cloned().unwrap_or_default();
         drop(rt);
-        let mut v: Vec<&StoredMessage> = msgs
-            .iter()
-            .filter(|m| visible(m, now) && folder.is_none_or(|f| m.folder == f))
-            .collect();
+        let mut v: Vec<&StoredMessage> =
+            msgs.iter().filter(|m| visible(m, now) && folder.is_none_or(|f| m.folder == f)).collect();
         // Newest first, as Outlook lists.
         v.sort_by(|a, b| b.received.cmp(&a.received));
         v.into_iter().map(|m| message_json(cx, user, m)).collect()
@@ -339,11 +289,7 @@ fn list(cx: &Ctx, t: &Tenant, user: &User, folder: Option<&str>, self_path: &str
         default_page: 10,
         max_page: 1000,
         context: format!("{}/$metadata#users('{}')/messages", cx.base, user.upn),
-        self_url: format!(
-            "{}/users/{}/{self_path}",
-            cx.base,
-            odata::encode_query_value(&user.upn)
-        ),
+        self_url: format!("{}/users/{}/{self_path}", cx.base, odata::encode_query_value(&user.upn)),
     };
     cx.collection(&spec, items)
 }
@@ -357,13 +303,7 @@ pub(crate) fn folder_messages(cx: &Ctx, t: &Tenant, u: &str, f: &str) -> Respons
             "The specified object was not found in the store.",
         );
     };
-    list(
-        cx,
-        t,
-        user,
-        Some(name),
-        &format!("mailFolders/{f}/messages"),
-    )
+    list(cx, t, user, Some(name), &format!("mailFolders/{f}/messages"))
 }
 
 pub(crate) fn list_messages(cx: &Ctx, t: &Tenant, u: &str) -> Response {
@@ -372,11 +312,7 @@ pub(crate) fn list_messages(cx: &Ctx, t: &Tenant, u: &str) -> Response {
 }
 
 fn not_in_store(cx: &Ctx) -> Response {
-    cx.error(
-        StatusCode::NOT_FOUND,
-        "ErrorItemNotFound",
-        "The specified object was not found in the store.",
-    )
+    cx.error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
 }
 
 pub(crate) fn get_message(cx: &Ctx, t: &Tenant, u: &str, id: &str) -> Response {
@@ -394,10 +330,7 @@ pub(crate) fn get_message(cx: &Ctx, t: &Tenant, u: &str, id: &str) -> Response {
             let mut o = message_json(cx, user, &m);
             o.insert(
                 "@odata.context".into(),
-                json!(format!(
-                    "{}/$metadata#users('{}')/messages/$entity",
-                    cx.base, user.upn
-                )),
+                json!(format!("{}/$metadata#users('{}')/messages/$entity", cx.base, user.upn)),
             );
             cx.ok_object(o)
         }
@@ -418,11 +351,7 @@ pub(crate) fn delete_message(cx: &Ctx, t: &Tenant, u: &str, id: &str) -> Respons
             None => false,
         }
     };
-    if removed {
-        graph_empty(StatusCode::NO_CONTENT, cx.ids)
-    } else {
-        not_in_store(cx)
-    }
+    if removed { graph_empty(StatusCode::NO_CONTENT, cx.ids) } else { not_in_store(cx) }
 }
 
 /// A message as the client described it.
@@ -446,11 +375,7 @@ fn recipients(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|r| {
-                    r["emailAddress"]["address"]
-                        .as_str()
-                        .map(|s| s.trim().to_ascii_lowercase())
-                })
+                .filter_map(|r| r["emailAddress"]["address"].as_str().map(|s| s.trim().to_ascii_lowercase()))
                 .collect()
         })
         .unwrap_or_default()
@@ -470,9 +395,7 @@ fn draft_from_json(m: &Value) -> Result<Draft, Fail> {
                 return Err(Fail(
                     StatusCode::BAD_REQUEST,
                     "InvalidInternetMessageHeader",
-                    format!(
-                        "The internet message header name '{name}' should start with 'x-' or 'X-'."
-                    ),
+                    format!("The internet message header name '{name}' should start with 'x-' or 'X-'."),
                 ));
             }
             headers.push((name, value));
@@ -487,10 +410,7 @@ fn draft_from_json(m: &Value) -> Result<Draft, Fail> {
             Some(t) if t.eq_ignore_ascii_case("html") => "html".into(),
             _ => "text".into(),
         },
-        body: m["body"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        body: m["body"]["content"].as_str().unwrap_or_default().to_string(),
         to,
         headers,
     })
@@ -509,13 +429,8 @@ fn draft_from_mime(body: &[u8]) -> Result<Draft, Fail> {
     let raw = STANDARD.decode(text.as_bytes()).map_err(|_| invalid())?;
     let mime = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
     let (head, body) = mime.split_once("\n\n").unwrap_or((&mime, ""));
-    let mut d = Draft {
-        subject: String::new(),
-        body_type: "text".into(),
-        body: body.to_string(),
-        to: vec![],
-        headers: vec![],
-    };
+    let mut d =
+        Draft { subject: String::new(), body_type: "text".into(), body: body.to_string(), to: vec![], headers: vec![] };
     for line in head.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
@@ -540,9 +455,7 @@ fn draft_from_mime(body: &[u8]) -> Result<Draft, Fail> {
 }
 
 fn new_message(user: &User, d: Draft, folder: &'static str, now_iso: &str) -> StoredMessage {
-    let token = ids::random_token(12)
-        .to_ascii_uppercase()
-        .replace(['-', '_'], "X");
+    let token = ids::random_token(12).to_ascii_uppercase().replace(['-', '_'], "X");
     StoredMessage {
         id: format!("AAMkA{}AAA=", ids::new_guid().replace('-', "")),
         internet_message_id: format!("<SIM{token}@SIMPR01MB0001.eurprd01.prod.outlook.com>"),
@@ -564,14 +477,7 @@ fn new_message(user: &User, d: Draft, folder: &'static str, now_iso: &str) -> St
 
 /// Puts a sent message in the sender's Sent Items (optionally) and queues
 /// it for every recipient mailbox in the world.
-fn dispatch(
-    shared: &Shared,
-    sender_tenant: &str,
-    sender: &User,
-    mut m: StoredMessage,
-    save: bool,
-    now: i64,
-) {
+fn dispatch(shared: &Shared, sender_tenant: &str, sender: &User, mut m: StoredMessage, save: bool, now: i64) {
     let mut rt = shared.rt();
     let sent = fmt_iso(now);
     m.is_draft = false;
@@ -583,14 +489,7 @@ fn dispatch(
                     t.users
                         .iter()
                         .find(|u| u.upn == *addr && u.mailbox)
-                        .map(|u| {
-                            (
-                                t.id.clone(),
-                                u.id.clone(),
-                                t.mail.delivery_delay_seconds,
-                                t.mail.drop,
-                            )
-                        })
+                        .map(|u| (t.id.clone(), u.id.clone(), t.mail.delivery_delay_seconds, t.mail.drop))
                 })
             })
             .collect();
@@ -604,29 +503,18 @@ fn dispatch(
         copy.folder = "inbox";
         copy.received = Some(fmt_iso(now + i64::try_from(delay).unwrap_or(0)));
         copy.visible_at = Some(instant + Duration::from_secs(delay));
-        rt.mail
-            .boxes
-            .entry((tenant, user_id))
-            .or_default()
-            .push(copy);
+        rt.mail.boxes.entry((tenant, user_id)).or_default().push(copy);
     }
     if save {
         m.folder = "sentitems";
         m.received = Some(sent);
-        rt.mail
-            .boxes
-            .entry((sender_tenant.to_string(), sender.id.clone()))
-            .or_default()
-            .push(m);
+        rt.mail.boxes.entry((sender_tenant.to_string(), sender.id.clone())).or_default().push(m);
     }
 }
 
 pub(crate) async fn send_mail(cx: &Ctx<'_>, t: &Tenant, u: &str) -> Response {
     let user = owner!(cx, t, u);
-    let is_mime = cx
-        .req
-        .header("content-type")
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/plain"));
+    let is_mime = cx.req.header("content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("text/plain"));
     let (draft, save) = if is_mime {
         match draft_from_mime(&cx.req.body) {
             Ok(d) => (d, true),
@@ -643,11 +531,7 @@ pub(crate) async fn send_mail(cx: &Ctx<'_>, t: &Tenant, u: &str) -> Response {
         (d, body["saveToSentItems"].as_bool().unwrap_or(true))
     };
     if draft.to.is_empty() {
-        return cx.error(
-            StatusCode::BAD_REQUEST,
-            "ErrorInvalidRecipients",
-            "At least one recipient isn't valid.",
-        );
+        return cx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRecipients", "At least one recipient isn't valid.");
     }
     let m = new_message(user, draft, "sentitems", &fmt_iso(cx.now));
     dispatch(cx.shared, &t.id, user, m, save, cx.now);
@@ -665,20 +549,8 @@ pub(crate) async fn create_draft(cx: &Ctx<'_>, t: &Tenant, u: &str) -> Response 
     };
     let m = new_message(user, draft, "drafts", &fmt_iso(cx.now));
     let mut o = message_json(cx, user, &m);
-    o.insert(
-        "@odata.context".into(),
-        json!(format!(
-            "{}/$metadata#users('{}')/messages/$entity",
-            cx.base, user.upn
-        )),
-    );
-    cx.shared
-        .rt()
-        .mail
-        .boxes
-        .entry((t.id.clone(), user.id.clone()))
-        .or_default()
-        .push(m);
+    o.insert("@odata.context".into(), json!(format!("{}/$metadata#users('{}')/messages/$entity", cx.base, user.upn)));
+    cx.shared.rt().mail.boxes.entry((t.id.clone(), user.id.clone())).or_default().push(m);
     graph_ok(StatusCode::CREATED, cx.ids, &Value::Object(o))
 }
 
@@ -686,31 +558,15 @@ pub(crate) async fn send_draft(cx: &Ctx<'_>, t: &Tenant, u: &str, id: &str) -> R
     let user = owner!(cx, t, u);
     let draft = {
         let mut rt = cx.shared.rt();
-        let list = rt
-            .mail
-            .boxes
-            .entry((t.id.clone(), user.id.clone()))
-            .or_default();
-        list.iter()
-            .position(|m| m.id == id && m.is_draft)
-            .map(|i| list.remove(i))
+        let list = rt.mail.boxes.entry((t.id.clone(), user.id.clone())).or_default();
+        list.iter().position(|m| m.id == id && m.is_draft).map(|i| list.remove(i))
     };
     let Some(m) = draft else {
         return not_in_store(cx);
     };
     if m.to.is_empty() {
-        cx.shared
-            .rt()
-            .mail
-            .boxes
-            .entry((t.id.clone(), user.id.clone()))
-            .or_default()
-            .push(m);
-        return cx.error(
-            StatusCode::BAD_REQUEST,
-            "ErrorInvalidRecipients",
-            "At least one recipient isn't valid.",
-        );
+        cx.shared.rt().mail.boxes.entry((t.id.clone(), user.id.clone())).or_default().push(m);
+        return cx.error(StatusCode::BAD_REQUEST, "ErrorInvalidRecipients", "At least one recipient isn't valid.");
     }
     dispatch(cx.shared, &t.id, user, m, true, cx.now);
     graph_empty(StatusCode::ACCEPTED, cx.ids)

@@ -200,10 +200,9 @@ pub use fault::{DEFAULT_RETRY_AFTER, DEFAULT_SLOW_DELAY, Fault, Target};
 pub use scenario::{Action, Scenario, Step};
 pub use state::{MAX_RECORDED_REQUESTS, RecordedRequest};
 pub use world::{
-    App, AppCertificate, AppSecret, Consent, Customer, DEFAULT_TOKEN_LIFETIME_SECONDS,
-    DEFAULT_VERIFICATION_URI, DeviceFlow, DeviceOutcome, FederatedCredential, Issue, IssueSpec,
-    MailSettings, Message, PROBE_ROLES, SERVICE_HEALTH_STATUSES, Service, Site, Team, Tenant, User,
-    World, default_services,
+    App, AppCertificate, AppSecret, Consent, Customer, DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_VERIFICATION_URI,
+    DeviceFlow, DeviceOutcome, FederatedCredential, Issue, IssueSpec, MailSettings, Message, PROBE_ROLES,
+    SERVICE_HEALTH_STATUSES, Service, Site, Team, Tenant, User, World, default_services,
 };
 
 use state::Shared;
@@ -241,30 +240,18 @@ pub async fn start(listener: TcpListener, world: World) -> SimHandle {
         Ok(Err(e)) => panic!("simulator cannot create its signing key: {e}"),
         Err(e) => panic!("simulator key generation task failed: {e}"),
     };
-    let addr = listener
-        .local_addr()
-        .map(loopback_for_unspecified)
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let addr =
+        listener.local_addr().map(loopback_for_unspecified).unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let shared = Arc::new(Shared::new(world, keys, addr));
     let (tx, rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, shared.clone(), rx));
-    SimHandle {
-        inner: Arc::new(Inner {
-            shared,
-            shutdown: tx,
-            server: Mutex::new(Some(server)),
-        }),
-    }
+    SimHandle { inner: Arc::new(Inner { shared, shutdown: tx, server: Mutex::new(Some(server)) }) }
 }
 
 fn loopback_for_unspecified(a: SocketAddr) -> SocketAddr {
     match a.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), a.port())
-        }
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), a.port()),
         _ => a,
     }
 }
@@ -306,23 +293,14 @@ impl SimHandle {
 
     /// The faults in force: (tenant GUID, target, fault), sorted.
     pub fn faults(&self) -> Vec<(String, Target, Fault)> {
-        self.shared()
-            .rt()
-            .faults
-            .iter()
-            .map(|((t, g), f)| (t.clone(), *g, *f))
-            .collect()
+        self.shared().rt().faults.iter().map(|((t, g), f)| (t.clone(), *g, *f)).collect()
     }
 
     /// Sets a service's health status (by display name or ID, e.g.
     /// `("Exchange Online", "serviceDegradation")`); an unknown service is
     /// added, any status string is accepted (to test unknown values).
     pub fn set_service_status(&self, tenant: &str, service_name: &str, status: &str) {
-        if let Err(e) = self
-            .shared()
-            .rt()
-            .set_service_status(tenant, service_name, status)
-        {
+        if let Err(e) = self.shared().rt().set_service_status(tenant, service_name, status) {
             tracing::warn!(error = %e, "set_service_status ignored");
         }
     }
@@ -344,11 +322,7 @@ impl SimHandle {
     /// Sets how mail sent to this tenant's mailboxes is delivered: after
     /// `delay` (whole seconds), or never when `drop`.
     pub fn set_mail_delivery(&self, tenant: &str, delay: Duration, drop: bool) {
-        if let Err(e) =
-            self.shared()
-                .rt()
-                .set_mail_delivery(tenant, Some(delay.as_secs()), Some(drop))
-        {
+        if let Err(e) = self.shared().rt().set_mail_delivery(tenant, Some(delay.as_secs()), Some(drop)) {
             tracing::warn!(error = %e, "set_mail_delivery ignored");
         }
     }
@@ -376,11 +350,7 @@ impl SimHandle {
     /// Runs a scenario in a task (its timers are `tokio::time`, so paused
     /// time works). It ends with the scenario, on shutdown, or when aborted.
     pub fn run_scenario(&self, scenario: Scenario) -> JoinHandle<()> {
-        tokio::spawn(scenario::run(
-            self.inner.shared.clone(),
-            scenario,
-            self.inner.shutdown.subscribe(),
-        ))
+        tokio::spawn(scenario::run(self.inner.shared.clone(), scenario, self.inner.shutdown.subscribe()))
     }
 
     /// Approves a pending device code by its user code; false if none matches.
@@ -408,12 +378,7 @@ impl SimHandle {
     /// waits for the server task.
     pub async fn shutdown(self) {
         let _ = self.inner.shutdown.send(true);
-        let task = self
-            .inner
-            .server
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let task = self.inner.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = task {
             let _ = t.await;
         }
@@ -422,8 +387,6 @@ impl SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle")
-            .field("addr", &self.addr())
-            .finish_non_exhaustive()
+        f.debug_struct("SimHandle").field("addr", &self.addr()).finish_non_exhaustive()
     }
 }

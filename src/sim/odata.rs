@@ -84,18 +84,14 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Str(v));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '/')
-            {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '/') {
                 i += 1;
             }
             out.push(Tok::Ident(chars[start..i].iter().collect()));
         } else if c.is_ascii_digit() || c == '-' {
             let start = i;
             i += 1;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], ':' | '.' | '-' | '+'))
-            {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], ':' | '.' | '-' | '+')) {
                 i += 1;
             }
             out.push(Tok::Word(chars[start..i].iter().collect()));
@@ -184,10 +180,7 @@ impl Parser {
 
 /// Parses `$filter`. Errors are the text after "Invalid filter clause: ".
 pub(crate) fn parse_filter(s: &str) -> Result<Expr, String> {
-    let mut p = Parser {
-        toks: tokenize(s)?,
-        pos: 0,
-    };
+    let mut p = Parser { toks: tokenize(s)?, pos: 0 };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err("unexpected text after the expression".into());
@@ -218,9 +211,7 @@ fn compare(v: &Value, op: Op, lit: &Lit) -> Result<bool, String> {
         (_, Lit::Null) | (Value::Null, _) => None,
         (Value::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
         (Value::Number(n), Lit::Num(l)) => n.as_f64().and_then(|f| f.partial_cmp(l)),
-        (Value::String(s), Lit::Time(t)) => as_time(v)
-            .map(|x| x.cmp(t))
-            .or_else(|| Some(s.as_str().cmp(""))),
+        (Value::String(s), Lit::Time(t)) => as_time(v).map(|x| x.cmp(t)).or_else(|| Some(s.as_str().cmp(""))),
         (Value::String(s), Lit::Str(l)) => match op {
             Op::Eq | Op::Ne => Some(s.as_str().cmp(l.as_str())),
             _ => match (as_time(v), parse_iso_millis(l)) {
@@ -324,11 +315,7 @@ mod tests {
         for f in yes {
             assert_eq!(eval(&parse_filter(f).unwrap(), &issue), Ok(true), "{f}");
         }
-        let no = [
-            "isResolved eq true",
-            "service eq 'exchange online'",
-            "startDateTime lt 2025-01-10T08:00:00Z",
-        ];
+        let no = ["isResolved eq true", "service eq 'exchange online'", "startDateTime lt 2025-01-10T08:00:00Z"];
         for f in no {
             assert_eq!(eval(&parse_filter(f).unwrap(), &issue), Ok(false), "{f}");
         }
@@ -336,14 +323,7 @@ mod tests {
 
     #[test]
     fn bad_filters_are_rejected() {
-        for f in [
-            "isResolved",
-            "isResolved eq",
-            "service xx 'a'",
-            "(isResolved eq true",
-            "service eq 'a",
-            "a eq b c",
-        ] {
+        for f in ["isResolved", "isResolved eq", "service xx 'a'", "(isResolved eq true", "service eq 'a", "a eq b c"] {
             assert!(parse_filter(f).is_err(), "{f}");
         }
         let issue = obj(json!({"isResolved": false}));
@@ -353,10 +333,7 @@ mod tests {
     #[test]
     fn fields_are_listed() {
         let mut out = vec![];
-        fields(
-            &parse_filter("a eq 1 and (b eq 'x' or not c eq true)").unwrap(),
-            &mut out,
-        );
+        fields(&parse_filter("a eq 1 and (b eq 'x' or not c eq true)").unwrap(), &mut out);
         assert_eq!(out, vec!["a", "b", "c"]);
     }
 

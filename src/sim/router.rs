@@ -14,10 +14,7 @@ use super::{control, ests, graph};
 /// Largest request body read; larger ones get 413.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    req: hyper::Request<Incoming>,
-) -> Result<Response, ConnectionReset> {
+pub(crate) async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> Result<Response, ConnectionReset> {
     let (parts, body) = req.into_parts();
     let host = parts
         .headers
@@ -25,11 +22,7 @@ pub(crate) async fn handle(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| shared.addr.to_string());
-    let client_request_id = parts
-        .headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let client_request_id = parts.headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => bytes::Bytes::new(),
@@ -53,14 +46,8 @@ pub(crate) async fn handle(
     } else {
         let ids = GraphIds::for_req(&req);
         let now = shared.rt().now();
-        let msg = format!(
-            "No service at '{}'. The authority is under /login and Graph under /graph.",
-            req.path
-        );
-        Outcome::send(
-            graph_error(StatusCode::NOT_FOUND, &ids, now, "NotFound", &msg),
-            None,
-        )
+        let msg = format!("No service at '{}'. The authority is under /login and Graph under /graph.", req.path);
+        Outcome::send(graph_error(StatusCode::NOT_FOUND, &ids, now, "NotFound", &msg), None)
     };
     let status = match &outcome.reply {
         Reply::Send(r) => Some(r.status().as_u16()),

@@ -119,27 +119,20 @@ struct RawHealth {
 impl Scenario {
     /// Reads a scenario file; errors name the file, line and column.
     pub fn from_yaml_file(path: &Path) -> Result<Scenario, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimError::Read { path: path.display().to_string(), source })?;
         Scenario::from_yaml_str(&text, &path.display().to_string())
     }
 
     /// Parses scenario YAML; `origin` names it in errors.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Scenario, SimError> {
-        let raw: RawScenario =
-            serde_saphyr::from_str(text).map_err(|e| SimError::from_yaml(origin, &e))?;
+        let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| SimError::from_yaml(origin, &e))?;
         let err = |loc: Location, msg: String| SimError::at(origin, Some(loc), msg);
         let repeat_every = match raw.repeat_every {
             Some(r) => {
-                let d = parse_duration(&r.value)
-                    .map_err(|e| err(r.referenced, format!("repeat_every: {e}")))?;
+                let d = parse_duration(&r.value).map_err(|e| err(r.referenced, format!("repeat_every: {e}")))?;
                 if d.is_zero() {
-                    return Err(err(
-                        r.referenced,
-                        "repeat_every: must be longer than 0s".into(),
-                    ));
+                    return Err(err(r.referenced, "repeat_every: must be longer than 0s".into()));
                 }
                 Some(d)
             }
@@ -149,22 +142,15 @@ impl Scenario {
         for (i, s) in raw.steps.into_iter().enumerate() {
             let loc = s.referenced;
             let p = format!("steps[{i}]");
-            let step = convert_step(s.value, &p, format!("{origin}:{}", loc.line()))
-                .map_err(|m| err(loc, m))?;
+            let step = convert_step(s.value, &p, format!("{origin}:{}", loc.line())).map_err(|m| err(loc, m))?;
             if let Some(r) = repeat_every
                 && step.at >= r
             {
-                return Err(err(
-                    loc,
-                    format!("{p}.at: must be shorter than repeat_every"),
-                ));
+                return Err(err(loc, format!("{p}.at: must be shorter than repeat_every")));
             }
             steps.push(step);
         }
-        Ok(Scenario {
-            repeat_every,
-            steps,
-        })
+        Ok(Scenario { repeat_every, steps })
     }
 
     /// The built-in demo scenario, repeating every 6 minutes: fabrikam's
@@ -182,10 +168,7 @@ impl Scenario {
         let fabrikam = "fabrikam.onmicrosoft.com";
         let northwind = "northwind.onmicrosoft.com";
         let contoso = "contoso.onmicrosoft.com";
-        let health = |status: &str| Action::ServiceHealth {
-            service: "Exchange Online".into(),
-            status: status.into(),
-        };
+        let health = |status: &str| Action::ServiceHealth { service: "Exchange Online".into(), status: status.into() };
         let incident = IssueSpec {
             id: "EX000001".into(),
             service: "Exchange Online".into(),
@@ -197,20 +180,11 @@ impl Scenario {
             impact_description: Some("Users may be unable to send messages.".into()),
         };
         let mut steps = vec![
-            step(
-                30,
-                fabrikam,
-                Action::SetFault(Target::Exchange, Fault::Down),
-            ),
+            step(30, fabrikam, Action::SetFault(Target::Exchange, Fault::Down)),
             step(
                 60,
                 northwind,
-                Action::SetFault(
-                    Target::Sharepoint,
-                    Fault::Throttled {
-                        retry_after: Duration::from_secs(20),
-                    },
-                ),
+                Action::SetFault(Target::Sharepoint, Fault::Throttled { retry_after: Duration::from_secs(20) }),
             ),
             step(60, contoso, health("serviceDegradation")),
             step(60, contoso, Action::OpenIssue(incident)),
@@ -220,10 +194,7 @@ impl Scenario {
             step(240, contoso, health("serviceOperational")),
         ];
         steps.sort_by_key(|s| s.at);
-        Scenario {
-            repeat_every: Some(Duration::from_secs(360)),
-            steps,
-        }
+        Scenario { repeat_every: Some(Duration::from_secs(360)), steps }
     }
 
     /// Checks that every step's tenant exists in `world`.
@@ -248,9 +219,7 @@ impl Scenario {
 fn convert_step(r: RawStep, p: &str, origin: String) -> Result<Step, String> {
     let at = parse_duration(&r.at).map_err(|e| format!("{p}.at: {e}"))?;
     let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
-        v.as_ref()
-            .map(|s| parse_duration(s).map_err(|e| format!("{p}.{name}: {e}")))
-            .transpose()
+        v.as_ref().map(|s| parse_duration(s).map_err(|e| format!("{p}.{name}: {e}"))).transpose()
     };
     let retry_after = dur("retry_after", &r.retry_after)?;
     let delay = dur("delay", &r.delay)?;
@@ -265,19 +234,14 @@ fn convert_step(r: RawStep, p: &str, origin: String) -> Result<Step, String> {
             "{p}: give exactly one of fault, clear, clear_all, service_health, open_issue, resolve_issue"
         ));
     }
-    let target = r
-        .target
-        .as_deref()
-        .map(|t| t.parse::<Target>().map_err(|e| format!("{p}.target: {e}")))
-        .transpose()?;
+    let target =
+        r.target.as_deref().map(|t| t.parse::<Target>().map_err(|e| format!("{p}.target: {e}"))).transpose()?;
     let needs_target = r.fault.is_some() || r.clear;
     if needs_target && target.is_none() {
         return Err(format!("{p}: target is required with fault and clear"));
     }
     if !needs_target && target.is_some() {
-        return Err(format!(
-            "{p}.target: only fault and clear steps take a target"
-        ));
+        return Err(format!("{p}.target: only fault and clear steps take a target"));
     }
     if (retry_after.is_some() || delay.is_some()) && r.fault.is_none() {
         return Err(format!("{p}: retry_after and delay only go with fault"));
@@ -290,8 +254,7 @@ fn convert_step(r: RawStep, p: &str, origin: String) -> Result<Step, String> {
         });
     }
     let action = if let Some(f) = r.fault {
-        let fault =
-            Fault::from_parts(&f, retry_after, delay).map_err(|e| format!("{p}.fault: {e}"))?;
+        let fault = Fault::from_parts(&f, retry_after, delay).map_err(|e| format!("{p}.fault: {e}"))?;
         Action::SetFault(target.unwrap_or(Target::Token), fault)
     } else if r.clear {
         Action::ClearFault(target.unwrap_or(Target::Token))
@@ -299,23 +262,14 @@ fn convert_step(r: RawStep, p: &str, origin: String) -> Result<Step, String> {
         Action::ClearAll
     } else if let Some(h) = r.service_health {
         known_status(&h.status).map_err(|e| format!("{p}.service_health.status: {e}"))?;
-        Action::ServiceHealth {
-            service: h.service,
-            status: h.status,
-        }
+        Action::ServiceHealth { service: h.service, status: h.status }
     } else if let Some(spec) = r.open_issue {
-        spec.validate()
-            .map_err(|e| format!("{p}.open_issue: {e}"))?;
+        spec.validate().map_err(|e| format!("{p}.open_issue: {e}"))?;
         Action::OpenIssue(spec)
     } else {
         Action::ResolveIssue(r.resolve_issue.unwrap_or_default())
     };
-    Ok(Step {
-        at,
-        tenant: r.tenant,
-        action,
-        origin: Some(origin),
-    })
+    Ok(Step { at, tenant: r.tenant, action, origin: Some(origin) })
 }
 
 /// Applies one step now.
@@ -345,11 +299,7 @@ pub(crate) fn apply(shared: &Shared, step: &Step) {
 }
 
 /// Runs a scenario until it ends or `shutdown` fires.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    scenario: Scenario,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, scenario: Scenario, mut shutdown: watch::Receiver<bool>) {
     let mut steps = scenario.steps;
     steps.sort_by_key(|s| s.at);
     if steps.is_empty() {
@@ -395,53 +345,32 @@ steps:
         assert_eq!(s.steps.len(), 8);
         assert_eq!(
             s.steps[1].action,
-            Action::SetFault(
-                Target::Sharepoint,
-                Fault::Throttled {
-                    retry_after: Duration::from_secs(20)
-                }
-            )
+            Action::SetFault(Target::Sharepoint, Fault::Throttled { retry_after: Duration::from_secs(20) })
         );
         assert_eq!(
             s.steps[2].action,
-            Action::SetFault(
-                Target::Organization,
-                Fault::Slow {
-                    delay: Duration::from_millis(1500)
-                }
-            )
+            Action::SetFault(Target::Organization, Fault::Slow { delay: Duration::from_millis(1500) })
         );
         assert_eq!(s.steps[7].action, Action::ClearAll);
         assert_eq!(s.steps[0].origin.as_deref(), Some("s.yml:3"));
     }
 
     fn err(text: &str) -> String {
-        Scenario::from_yaml_str(text, "s.yml")
-            .unwrap_err()
-            .to_string()
+        Scenario::from_yaml_str(text, "s.yml").unwrap_err().to_string()
     }
 
     #[test]
     fn errors_name_the_line() {
         assert_eq!(
             err("steps:\n  - {at: 30s, tenant: a, target: exchange, fault: dwn}\n"),
-            format!(
-                "s.yml:2:5: steps[0].fault: unknown fault \"dwn\"; expected one of {}",
-                Fault::NAMES.join(", ")
-            )
+            format!("s.yml:2:5: steps[0].fault: unknown fault \"dwn\"; expected one of {}", Fault::NAMES.join(", "))
         );
         assert!(
             err("steps:\n  - {at: 3x, tenant: a, clear_all: true}\n")
                 .starts_with("s.yml:2:5: steps[0].at: invalid duration")
         );
-        assert!(
-            err("steps:\n  - {at: 3s, tenant: a, target: exchange}\n")
-                .contains("give exactly one of")
-        );
-        assert!(
-            err("repeat_every: 1m\nsteps:\n  - {at: 2m, clear_all: true}\n")
-                .contains("shorter than repeat_every")
-        );
+        assert!(err("steps:\n  - {at: 3s, tenant: a, target: exchange}\n").contains("give exactly one of"));
+        assert!(err("repeat_every: 1m\nsteps:\n  - {at: 2m, clear_all: true}\n").contains("shorter than repeat_every"));
         assert!(
             err("steps:\n  - {at: 1s, tenant: a, target: mailbox, clear: true}\n")
                 .contains("unknown target \"mailbox\"")

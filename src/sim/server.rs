@@ -34,11 +34,7 @@ impl std::fmt::Display for ConnectionReset {
 impl std::error::Error for ConnectionReset {}
 
 /// Serves until `shutdown` turns true or its sender is dropped.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     while !*shutdown.borrow() {

@@ -91,9 +91,7 @@ pub struct AppCertificate {
 
 impl std::fmt::Debug for AppCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppCertificate")
-            .field("x5t#S256", &self.x5t_s256)
-            .finish_non_exhaustive()
+        f.debug_struct("AppCertificate").field("x5t#S256", &self.x5t_s256).finish_non_exhaustive()
     }
 }
 
@@ -296,31 +294,16 @@ impl IssueSpec {
 
     /// The issue as opened at `now_iso`.
     pub(crate) fn to_issue(&self, now_iso: &str) -> Issue {
-        let title = self
-            .title
-            .clone()
-            .unwrap_or_else(|| format!("Users may be unable to access {}", self.service));
+        let title = self.title.clone().unwrap_or_else(|| format!("Users may be unable to access {}", self.service));
         Issue {
             id: self.id.clone(),
-            impact_description: self
-                .impact_description
-                .clone()
-                .unwrap_or_else(|| format!("{title}.")),
+            impact_description: self.impact_description.clone().unwrap_or_else(|| format!("{title}.")),
             title,
             service: self.service.clone(),
             feature: self.feature.clone().unwrap_or_else(|| "General".into()),
-            feature_group: self
-                .feature_group
-                .clone()
-                .unwrap_or_else(|| "Service availability".into()),
-            status: self
-                .status
-                .clone()
-                .unwrap_or_else(|| "serviceDegradation".into()),
-            classification: self
-                .classification
-                .clone()
-                .unwrap_or_else(|| "incident".into()),
+            feature_group: self.feature_group.clone().unwrap_or_else(|| "Service availability".into()),
+            status: self.status.clone().unwrap_or_else(|| "serviceDegradation".into()),
+            classification: self.classification.clone().unwrap_or_else(|| "incident".into()),
             origin: "microsoft".into(),
             start_date_time: now_iso.to_string(),
             end_date_time: None,
@@ -412,10 +395,7 @@ pub struct MailSettings {
 
 impl Default for MailSettings {
     fn default() -> Self {
-        MailSettings {
-            delivery_delay_seconds: 2,
-            drop: false,
-        }
+        MailSettings { delivery_delay_seconds: 2, drop: false }
     }
 }
 
@@ -432,19 +412,14 @@ pub(crate) fn check_status(s: &str) -> Result<(), String> {
     if SERVICE_HEALTH_STATUSES.contains(&s) {
         Ok(())
     } else {
-        Err(format!(
-            "unknown service health status {s:?}; expected one of {}",
-            SERVICE_HEALTH_STATUSES.join(", ")
-        ))
+        Err(format!("unknown service health status {s:?}; expected one of {}", SERVICE_HEALTH_STATUSES.join(", ")))
     }
 }
 
 pub(crate) fn check_classification(s: &str) -> Result<(), String> {
     match s {
         "incident" | "advisory" => Ok(()),
-        _ => Err(format!(
-            "unknown classification {s:?}; expected incident or advisory"
-        )),
+        _ => Err(format!("unknown classification {s:?}; expected incident or advisory")),
     }
 }
 
@@ -461,11 +436,7 @@ pub fn default_services() -> Vec<Service> {
         ("Intune", "Microsoft Intune"),
     ]
     .into_iter()
-    .map(|(id, name)| Service {
-        id: id.into(),
-        name: name.into(),
-        status: "serviceOperational".into(),
-    })
+    .map(|(id, name)| Service { id: id.into(), name: name.into(), status: "serviceOperational".into() })
     .collect()
 }
 
@@ -478,16 +449,12 @@ impl World {
 
     pub(crate) fn tenant_index(&self, key: &str) -> Option<usize> {
         let key = key.to_ascii_lowercase();
-        self.tenants
-            .iter()
-            .position(|t| t.id == key || t.domains.contains(&key))
+        self.tenants.iter().position(|t| t.id == key || t.domains.contains(&key))
     }
 
     /// The app with this client ID (case-insensitive).
     pub fn app(&self, client_id: &str) -> Option<&App> {
-        self.apps
-            .iter()
-            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+        self.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
     }
 
     /// The built-in demo world (values fixed; `m365mon demo` depends on them).
@@ -508,10 +475,7 @@ impl World {
             App {
                 client_id: DEMO_APP.into(),
                 display_name: "m365mon demo".into(),
-                secrets: vec![AppSecret {
-                    value: Secret::new("demo-secret-not-for-production"),
-                    expired: false,
-                }],
+                secrets: vec![AppSecret { value: Secret::new("demo-secret-not-for-production"), expired: false }],
                 certificates: vec![],
                 federated_credentials: vec![],
                 public_client: true,
@@ -519,40 +483,17 @@ impl World {
             App {
                 client_id: TAILSPIN_APP.into(),
                 display_name: "tailspin monitor".into(),
-                secrets: vec![AppSecret {
-                    value: Secret::new("tailspin-old-secret"),
-                    expired: true,
-                }],
+                secrets: vec![AppSecret { value: Secret::new("tailspin-old-secret"), expired: true }],
                 certificates: vec![],
                 federated_credentials: vec![],
                 public_client: false,
             },
         ];
         let tenants = [
-            (
-                "contoso",
-                "Contoso",
-                "11111111-1111-4111-8111-111111111111",
-                DEMO_APP,
-            ),
-            (
-                "fabrikam",
-                "Fabrikam",
-                "22222222-2222-4222-8222-222222222222",
-                DEMO_APP,
-            ),
-            (
-                "northwind",
-                "Northwind Traders",
-                "33333333-3333-4333-8333-333333333333",
-                DEMO_APP,
-            ),
-            (
-                "tailspin",
-                "Tailspin Toys",
-                "44444444-4444-4444-8444-444444444444",
-                TAILSPIN_APP,
-            ),
+            ("contoso", "Contoso", "11111111-1111-4111-8111-111111111111", DEMO_APP),
+            ("fabrikam", "Fabrikam", "22222222-2222-4222-8222-222222222222", DEMO_APP),
+            ("northwind", "Northwind Traders", "33333333-3333-4333-8333-333333333333", DEMO_APP),
+            ("tailspin", "Tailspin Toys", "44444444-4444-4444-8444-444444444444", TAILSPIN_APP),
         ]
         .into_iter()
         .enumerate()
@@ -577,11 +518,7 @@ impl World {
                     mailbox: true,
                     drive: true,
                 }],
-                sites: vec![Site {
-                    id: ids::site_id(&site_url),
-                    url: site_url,
-                    display_name: "Monitoring".into(),
-                }],
+                sites: vec![Site { id: ids::site_id(&site_url), url: site_url, display_name: "Monitoring".into() }],
                 teams: vec![Team {
                     id: format!("aaaaaaaa-0000-4000-8000-00000000000{}", i + 1),
                     display_name: format!("{name} Operations"),

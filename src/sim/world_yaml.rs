@@ -250,10 +250,8 @@ impl World {
     /// Reads a world file (the `--tenants` file). Certificate `file:` paths are
     /// relative to the file's directory. Errors name the file, line and column.
     pub fn from_yaml_file(path: &Path) -> Result<World, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimError::Read { path: path.display().to_string(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         parse(&text, &path.display().to_string(), &base)
     }
@@ -277,8 +275,7 @@ impl Ctx<'_> {
 }
 
 fn parse(text: &str, origin: &str, base: &Path) -> Result<World, SimError> {
-    let raw: RawWorld =
-        serde_saphyr::from_str(text).map_err(|e| SimError::from_yaml(origin, &e))?;
+    let raw: RawWorld = serde_saphyr::from_str(text).map_err(|e| SimError::from_yaml(origin, &e))?;
     let cx = Ctx { origin, base };
     let token_lifetime_seconds = match raw.token_lifetime_seconds {
         Some(s) if s.value == 0 => {
@@ -301,9 +298,7 @@ fn parse(text: &str, origin: &str, base: &Path) -> Result<World, SimError> {
     Ok(World {
         token_lifetime_seconds,
         strict_rotation: raw.strict_rotation,
-        device_verification_uri: raw
-            .device_verification_uri
-            .unwrap_or_else(|| DEFAULT_VERIFICATION_URI.into()),
+        device_verification_uri: raw.device_verification_uri.unwrap_or_else(|| DEFAULT_VERIFICATION_URI.into()),
         apps,
         tenants,
     })
@@ -313,67 +308,41 @@ fn guid(cx: &Ctx, loc: Location, path: &str, value: &str) -> Result<String, SimE
     if ids::is_guid(value) {
         Ok(value.to_ascii_lowercase())
     } else {
-        Err(cx.err(
-            loc,
-            format!("{path}: {value:?} is not a GUID (8-4-4-4-12 hex digits)"),
-        ))
+        Err(cx.err(loc, format!("{path}: {value:?} is not a GUID (8-4-4-4-12 hex digits)")))
     }
 }
 
 fn convert_app(cx: &Ctx, i: usize, a: Spanned<RawApp>) -> Result<App, SimError> {
     let loc = a.referenced;
     let a = a.value;
-    let client_id = guid(
-        cx,
-        a.client_id.referenced,
-        &format!("apps[{i}].client_id"),
-        &a.client_id.value,
-    )?;
+    let client_id = guid(cx, a.client_id.referenced, &format!("apps[{i}].client_id"), &a.client_id.value)?;
     let mut certificates = Vec::new();
     for (j, c) in a.certificates.into_iter().enumerate() {
         let path = format!("apps[{i}].certificates[{j}]");
         let pem: Vec<u8> = match (c.value.file, c.value.pem) {
             (Some(f), None) => {
                 let full: PathBuf = cx.base.join(&f);
-                std::fs::read(&full).map_err(|e| {
-                    cx.err(
-                        c.referenced,
-                        format!("{path}.file: cannot read {}: {e}", full.display()),
-                    )
-                })?
+                std::fs::read(&full)
+                    .map_err(|e| cx.err(c.referenced, format!("{path}.file: cannot read {}: {e}", full.display())))?
             }
             (None, Some(p)) => p.into_bytes(),
             _ => {
-                return Err(cx.err(
-                    c.referenced,
-                    format!("{path}: set exactly one of file or pem"),
-                ));
+                return Err(cx.err(c.referenced, format!("{path}: set exactly one of file or pem")));
             }
         };
-        let cert =
-            parse_certificate(&pem).map_err(|e| cx.err(c.referenced, format!("{path}: {e}")))?;
+        let cert = parse_certificate(&pem).map_err(|e| cx.err(c.referenced, format!("{path}: {e}")))?;
         certificates.push(cert);
     }
     let _ = loc;
     Ok(App {
         display_name: a.display_name.unwrap_or_else(|| format!("app {client_id}")),
         client_id,
-        secrets: a
-            .secrets
-            .into_iter()
-            .map(|s| AppSecret {
-                value: Secret::new(s.value),
-                expired: s.expired,
-            })
-            .collect(),
+        secrets: a.secrets.into_iter().map(|s| AppSecret { value: Secret::new(s.value), expired: s.expired }).collect(),
         certificates,
         federated_credentials: a
             .federated_credentials
             .into_iter()
-            .map(|f| FederatedCredential {
-                issuer: f.issuer,
-                subject: f.subject,
-            })
+            .map(|f| FederatedCredential { issuer: f.issuer, subject: f.subject })
             .collect(),
         public_client: a.public_client,
     })
@@ -381,17 +350,11 @@ fn convert_app(cx: &Ctx, i: usize, a: Spanned<RawApp>) -> Result<App, SimError> 
 
 /// Parses the first certificate of a PEM file: thumbprints and RSA key.
 pub(crate) fn parse_certificate(pem: &[u8]) -> Result<AppCertificate, String> {
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
     if pem.label != "CERTIFICATE" {
-        return Err(format!(
-            "expected a CERTIFICATE PEM block, found {:?}",
-            pem.label
-        ));
+        return Err(format!("expected a CERTIFICATE PEM block, found {:?}", pem.label));
     }
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
     let spki = cert.public_key();
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
         return Err("only RSA certificates are supported".into());
@@ -416,31 +379,19 @@ fn convert_tenant(
     let p = format!("tenants[{i}]");
     let id = guid(cx, t.id.referenced, &format!("{p}.id"), &t.id.value)?;
     if !seen.insert(id.clone()) {
-        return Err(cx.err(
-            t.id.referenced,
-            format!("{p}.id: tenant {id} is defined twice"),
-        ));
+        return Err(cx.err(t.id.referenced, format!("{p}.id: tenant {id} is defined twice")));
     }
     if t.domains.is_empty() {
-        return Err(cx.err(
-            tloc,
-            format!("{p}.domains: list at least one domain, e.g. contoso.onmicrosoft.com"),
-        ));
+        return Err(cx.err(tloc, format!("{p}.domains: list at least one domain, e.g. contoso.onmicrosoft.com")));
     }
     let mut domains = Vec::new();
     for (j, d) in t.domains.iter().enumerate() {
         let name = d.value.trim().to_ascii_lowercase();
         if name.is_empty() || !name.contains('.') || name.contains('/') || name.contains(' ') {
-            return Err(cx.err(
-                d.referenced,
-                format!("{p}.domains[{j}]: {:?} is not a domain name", d.value),
-            ));
+            return Err(cx.err(d.referenced, format!("{p}.domains[{j}]: {:?} is not a domain name", d.value)));
         }
         if !seen.insert(name.clone()) {
-            return Err(cx.err(
-                d.referenced,
-                format!("{p}.domains[{j}]: domain {name} is used twice"),
-            ));
+            return Err(cx.err(d.referenced, format!("{p}.domains[{j}]: domain {name} is used twice")));
         }
         domains.push(name);
     }
@@ -450,42 +401,25 @@ fn convert_tenant(
         if !apps.iter().any(|a| a.client_id == cid) {
             return Err(cx.err(
                 c.referenced,
-                format!(
-                    "{p}.consents[{j}].client_id: no app with client_id {:?} under apps",
-                    c.value.client_id
-                ),
+                format!("{p}.consents[{j}].client_id: no app with client_id {:?} under apps", c.value.client_id),
             ));
         }
         if consents.iter().any(|x| x.client_id == cid) {
-            return Err(cx.err(
-                c.referenced,
-                format!("{p}.consents[{j}]: app {cid} is consented twice"),
-            ));
+            return Err(cx.err(c.referenced, format!("{p}.consents[{j}]: app {cid} is consented twice")));
         }
         let scopes = c.value.scopes.unwrap_or_else(|| c.value.roles.clone());
-        consents.push(Consent {
-            client_id: cid,
-            roles: c.value.roles,
-            scopes,
-        });
+        consents.push(Consent { client_id: cid, roles: c.value.roles, scopes });
     }
     let mut users: Vec<User> = Vec::new();
     for (j, u) in t.users.into_iter().enumerate() {
         let upn = u.value.upn.trim().to_ascii_lowercase();
         if !upn.contains('@') {
-            return Err(cx.err(
-                u.referenced,
-                format!(
-                    "{p}.users[{j}].upn: {:?} is not a user principal name",
-                    u.value.upn
-                ),
-            ));
+            return Err(
+                cx.err(u.referenced, format!("{p}.users[{j}].upn: {:?} is not a user principal name", u.value.upn))
+            );
         }
         if users.iter().any(|x| x.upn == upn) {
-            return Err(cx.err(
-                u.referenced,
-                format!("{p}.users[{j}].upn: {upn} is listed twice"),
-            ));
+            return Err(cx.err(u.referenced, format!("{p}.users[{j}].upn: {upn} is listed twice")));
         }
         let uid = match u.value.id {
             Some(x) => guid(cx, u.referenced, &format!("{p}.users[{j}].id"), &x)?,
@@ -493,10 +427,7 @@ fn convert_tenant(
         };
         users.push(User {
             id: uid,
-            display_name: u
-                .value
-                .display_name
-                .unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_string()),
+            display_name: u.value.display_name.unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_string()),
             upn,
             mailbox: u.value.mailbox,
             drive: u.value.drive,
@@ -505,35 +436,24 @@ fn convert_tenant(
     let mut sites = Vec::new();
     for (j, s) in t.sites.into_iter().enumerate() {
         let url = s.value.url.trim_end_matches('/').to_string();
-        let ok = url
-            .strip_prefix("https://")
-            .is_some_and(|r| r.contains('/') && !r.starts_with('/'));
+        let ok = url.strip_prefix("https://").is_some_and(|r| r.contains('/') && !r.starts_with('/'));
         if !ok {
             return Err(cx.err(
                 s.referenced,
-                format!("{p}.sites[{j}].url: {:?} is not a site URL like https://contoso.sharepoint.com/sites/ops", s.value.url),
+                format!(
+                    "{p}.sites[{j}].url: {:?} is not a site URL like https://contoso.sharepoint.com/sites/ops",
+                    s.value.url
+                ),
             ));
         }
         let name = url.rsplit('/').next().unwrap_or_default().to_string();
-        sites.push(Site {
-            id: ids::site_id(&url),
-            display_name: s.value.display_name.unwrap_or(name),
-            url,
-        });
+        sites.push(Site { id: ids::site_id(&url), display_name: s.value.display_name.unwrap_or(name), url });
     }
     let mut teams: Vec<Team> = Vec::new();
     for (j, tm) in t.teams.into_iter().enumerate() {
-        let tid = guid(
-            cx,
-            tm.referenced,
-            &format!("{p}.teams[{j}].id"),
-            &tm.value.id,
-        )?;
+        let tid = guid(cx, tm.referenced, &format!("{p}.teams[{j}].id"), &tm.value.id)?;
         if teams.iter().any(|x| x.id == tid) {
-            return Err(cx.err(
-                tm.referenced,
-                format!("{p}.teams[{j}].id: team {tid} is listed twice"),
-            ));
+            return Err(cx.err(tm.referenced, format!("{p}.teams[{j}].id: team {tid} is listed twice")));
         }
         teams.push(Team {
             id: tid,
@@ -547,29 +467,14 @@ fn convert_tenant(
         Some(list) => {
             let mut out: Vec<Service> = Vec::new();
             for (j, s) in list.into_iter().enumerate() {
-                let status = s
-                    .value
-                    .status
-                    .unwrap_or_else(|| "serviceOperational".into());
-                check_status(&status)
-                    .map_err(|e| cx.err(s.referenced, format!("{p}.services[{j}].status: {e}")))?;
-                if out
-                    .iter()
-                    .any(|x| x.name == s.value.name || x.id == s.value.id)
-                {
-                    return Err(cx.err(
-                        s.referenced,
-                        format!(
-                            "{p}.services[{j}]: service {:?} is listed twice",
-                            s.value.name
-                        ),
-                    ));
+                let status = s.value.status.unwrap_or_else(|| "serviceOperational".into());
+                check_status(&status).map_err(|e| cx.err(s.referenced, format!("{p}.services[{j}].status: {e}")))?;
+                if out.iter().any(|x| x.name == s.value.name || x.id == s.value.id) {
+                    return Err(
+                        cx.err(s.referenced, format!("{p}.services[{j}]: service {:?} is listed twice", s.value.name))
+                    );
                 }
-                out.push(Service {
-                    id: s.value.id,
-                    name: s.value.name,
-                    status,
-                });
+                out.push(Service { id: s.value.id, name: s.value.name, status });
             }
             out
         }
@@ -589,34 +494,26 @@ fn convert_tenant(
             feature_group: r.feature_group,
             impact_description: r.impact_description,
         };
-        spec.validate()
-            .map_err(|e| cx.err(loc, format!("{ip}: {e}")))?;
+        spec.validate().map_err(|e| cx.err(loc, format!("{ip}: {e}")))?;
         if issues.iter().any(|x| x.id == spec.id) {
             return Err(cx.err(loc, format!("{ip}.id: issue {} is listed twice", spec.id)));
         }
-        for (key, v) in [
-            ("start", Some(&r.start)),
-            ("end", r.end.as_ref()),
-            ("last_modified", r.last_modified.as_ref()),
-        ] {
+        for (key, v) in
+            [("start", Some(&r.start)), ("end", r.end.as_ref()), ("last_modified", r.last_modified.as_ref())]
+        {
             if let Some(v) = v
                 && super::clock::parse_iso_millis(v).is_none()
             {
-                return Err(cx.err(
-                    loc,
-                    format!(
-                        "{ip}.{key}: {v:?} is not an ISO-8601 UTC time like 2025-01-10T08:00:00Z"
-                    ),
-                ));
+                return Err(
+                    cx.err(loc, format!("{ip}.{key}: {v:?} is not an ISO-8601 UTC time like 2025-01-10T08:00:00Z"))
+                );
             }
         }
         let mut issue = spec.to_issue(&r.start);
         if let Some(o) = r.origin {
             issue.origin = o;
         }
-        issue.last_modified_date_time = r
-            .last_modified
-            .unwrap_or_else(|| r.end.clone().unwrap_or(r.start.clone()));
+        issue.last_modified_date_time = r.last_modified.unwrap_or_else(|| r.end.clone().unwrap_or(r.start.clone()));
         issue.is_resolved = r.resolved;
         issue.end_date_time = r.end;
         issues.push(issue);
@@ -625,17 +522,15 @@ fn convert_tenant(
     for (j, m) in t.messages.into_iter().enumerate() {
         let loc = m.referenced;
         let r = m.value;
-        for v in [
-            Some(&r.start),
-            r.end.as_ref(),
-            r.last_modified.as_ref(),
-            r.action_required_by.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
+        for v in [Some(&r.start), r.end.as_ref(), r.last_modified.as_ref(), r.action_required_by.as_ref()]
+            .into_iter()
+            .flatten()
         {
             if super::clock::parse_iso_millis(v).is_none() {
-                return Err(cx.err(loc, format!("{p}.messages[{j}]: {v:?} is not an ISO-8601 UTC time like 2025-01-10T08:00:00Z")));
+                return Err(cx.err(
+                    loc,
+                    format!("{p}.messages[{j}]: {v:?} is not an ISO-8601 UTC time like 2025-01-10T08:00:00Z"),
+                ));
             }
         }
         messages.push(Message {
@@ -681,24 +576,14 @@ fn convert_tenant(
     let mail = match t.mail {
         None => MailSettings::default(),
         Some(m) => MailSettings {
-            delivery_delay_seconds: m
-                .delivery_delay_seconds
-                .unwrap_or(MailSettings::default().delivery_delay_seconds),
+            delivery_delay_seconds: m.delivery_delay_seconds.unwrap_or(MailSettings::default().delivery_delay_seconds),
             drop: m.drop,
         },
     };
     let mut customers = Vec::new();
     for (j, c) in t.customers.into_iter().enumerate() {
-        let cid = guid(
-            cx,
-            c.referenced,
-            &format!("{p}.customers[{j}].tenant_id"),
-            &c.value.tenant_id,
-        )?;
-        customers.push(Customer {
-            tenant_id: cid,
-            display_name: c.value.display_name,
-        });
+        let cid = guid(cx, c.referenced, &format!("{p}.customers[{j}].tenant_id"), &c.value.tenant_id)?;
+        customers.push(Customer { tenant_id: cid, display_name: c.value.display_name });
     }
     let display_name = t.display_name.unwrap_or_else(|| {
         let d = &domains[0];
@@ -756,10 +641,7 @@ tenants:
         assert_eq!(t.users[0].upn, "monitor@contoso.com");
         assert!(t.users[0].mailbox && t.users[0].drive);
         assert_eq!(t.services.len(), default_services().len());
-        assert_eq!(
-            t.consents[0].scopes,
-            vec!["Organization.Read.All".to_string()]
-        );
+        assert_eq!(t.consents[0].scopes, vec!["Organization.Read.All".to_string()]);
         assert!(w.tenant("11111111-1111-4111-8111-111111111111").is_some());
     }
 
@@ -773,15 +655,9 @@ tenants:
 
     #[test]
     fn bad_guid_is_reported_with_its_line() {
-        let text = MINIMAL.replace(
-            "  - id: 11111111-1111-4111-8111-111111111111",
-            "  - id: contoso",
-        );
+        let text = MINIMAL.replace("  - id: 11111111-1111-4111-8111-111111111111", "  - id: contoso");
         let e = err(&text);
-        assert_eq!(
-            e,
-            "w.yml:5:9: tenants[0].id: \"contoso\" is not a GUID (8-4-4-4-12 hex digits)"
-        );
+        assert_eq!(e, "w.yml:5:9: tenants[0].id: \"contoso\" is not a GUID (8-4-4-4-12 hex digits)");
     }
 
     #[test]
@@ -797,13 +673,10 @@ tenants:
 
     #[test]
     fn bad_status_and_duplicate_domain_are_rejected() {
-        let text = format!(
-            "{MINIMAL}    services: [{{id: Exchange, name: Exchange Online, status: ok}}]\n"
-        );
+        let text = format!("{MINIMAL}    services: [{{id: Exchange, name: Exchange Online, status: ok}}]\n");
         assert!(err(&text).contains("unknown service health status \"ok\""));
-        let text = format!(
-            "{MINIMAL}  - id: 22222222-2222-4222-8222-222222222222\n    domains: [Contoso.onmicrosoft.com]\n"
-        );
+        let text =
+            format!("{MINIMAL}  - id: 22222222-2222-4222-8222-222222222222\n    domains: [Contoso.onmicrosoft.com]\n");
         assert!(err(&text).contains("domain contoso.onmicrosoft.com is used twice"));
     }
 
@@ -815,15 +688,9 @@ tenants:
 
     #[test]
     fn missing_certificate_file_is_reported() {
-        let text = MINIMAL.replace(
-            "    secrets: [{value: s}]",
-            "    certificates: [{file: /nonexistent/x.pem}]",
-        );
+        let text = MINIMAL.replace("    secrets: [{value: s}]", "    certificates: [{file: /nonexistent/x.pem}]");
         let e = err(&text);
-        assert!(
-            e.contains("apps[0].certificates[0].file: cannot read /nonexistent/x.pem"),
-            "{e}"
-        );
+        assert!(e.contains("apps[0].certificates[0].file: cannot read /nonexistent/x.pem"), "{e}");
     }
 
     #[test]
@@ -833,21 +700,10 @@ tenants:
         let f = w.tenant("fabrikam.onmicrosoft.com").unwrap();
         assert_eq!(f.id, "22222222-2222-4222-8222-222222222222");
         assert_eq!(f.users[0].upn, "monitor@fabrikam.com");
-        assert_eq!(
-            f.sites[0].url,
-            "https://fabrikam.sharepoint.com/sites/monitoring"
-        );
+        assert_eq!(f.sites[0].url, "https://fabrikam.sharepoint.com/sites/monitoring");
         assert_eq!(f.teams[0].id, "aaaaaaaa-0000-4000-8000-000000000002");
         let tail = w.tenant("tailspin.onmicrosoft.com").unwrap();
-        assert_eq!(
-            tail.consents[0].client_id,
-            "7d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f"
-        );
-        assert!(
-            w.app("7d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f")
-                .unwrap()
-                .secrets[0]
-                .expired
-        );
+        assert_eq!(tail.consents[0].client_id, "7d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f");
+        assert!(w.app("7d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f").unwrap().secrets[0].expired);
     }
 }

@@ -28,18 +28,11 @@ pub(crate) struct BasicAuth {
 
 impl BasicAuth {
     pub(crate) fn new() -> Self {
-        BasicAuth {
-            passed: Mutex::new(HashSet::new()),
-            bcrypt_slot: Semaphore::new(1),
-        }
+        BasicAuth { passed: Mutex::new(HashSet::new()), bcrypt_slot: Semaphore::new(1) }
     }
 
     /// Whether `header` carries a user and password that `users` accepts.
-    pub(crate) async fn check(
-        &self,
-        users: &BTreeMap<String, String>,
-        header: Option<&HeaderValue>,
-    ) -> bool {
+    pub(crate) async fn check(&self, users: &BTreeMap<String, String>, header: Option<&HeaderValue>) -> bool {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return false;
         };
@@ -100,9 +93,7 @@ fn parse_basic(header: &HeaderValue) -> Option<(Vec<u8>, Vec<u8>)> {
     if v.len() < prefix.len() || !v[..prefix.len()].eq_ignore_ascii_case(prefix) {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(&v[prefix.len()..])
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&v[prefix.len()..]).ok()?;
     let colon = decoded.iter().position(|b| *b == b':')?;
     Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
 }
@@ -126,15 +117,9 @@ mod tests {
     #[tokio::test]
     async fn right_password_passes_and_is_cached() {
         let auth = BasicAuth::new();
-        assert!(
-            auth.check(&users(), Some(&header("alice", "wonderland")))
-                .await
-        );
+        assert!(auth.check(&users(), Some(&header("alice", "wonderland"))).await);
         assert_eq!(auth.cached(), 1);
-        assert!(
-            auth.check(&users(), Some(&header("alice", "wonderland")))
-                .await
-        );
+        assert!(auth.check(&users(), Some(&header("alice", "wonderland"))).await);
         assert_eq!(auth.cached(), 1);
     }
 
@@ -142,11 +127,7 @@ mod tests {
     async fn wrong_password_unknown_user_and_garbage_fail_uncached() {
         let auth = BasicAuth::new();
         assert!(!auth.check(&users(), Some(&header("alice", "wrong"))).await);
-        assert!(
-            !auth
-                .check(&users(), Some(&header("bob", "wonderland")))
-                .await
-        );
+        assert!(!auth.check(&users(), Some(&header("bob", "wonderland"))).await);
         assert!(!auth.check(&users(), None).await);
         for bad in ["Bearer abc", "Basic !!!", "Basic YWxpY2U=", "basic"] {
             let h = HeaderValue::from_static(bad);
@@ -166,17 +147,9 @@ mod tests {
     #[tokio::test]
     async fn a_changed_hash_is_not_served_from_cache() {
         let auth = BasicAuth::new();
-        assert!(
-            auth.check(&users(), Some(&header("alice", "wonderland")))
-                .await
-        );
-        let changed =
-            BTreeMap::from([("alice".to_string(), bcrypt::hash("new", 4).expect("hash"))]);
-        assert!(
-            !auth
-                .check(&changed, Some(&header("alice", "wonderland")))
-                .await
-        );
+        assert!(auth.check(&users(), Some(&header("alice", "wonderland"))).await);
+        let changed = BTreeMap::from([("alice".to_string(), bcrypt::hash("new", 4).expect("hash"))]);
+        assert!(!auth.check(&changed, Some(&header("alice", "wonderland"))).await);
         assert!(auth.check(&changed, Some(&header("alice", "new"))).await);
     }
 

@@ -8,9 +8,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
 /// The toolkit's `client_auth_type` values (Go's `tls.ClientAuthType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,31 +31,19 @@ pub(crate) const CLIENT_AUTH_NAMES: &[(&str, ClientAuth)] = &[
     ("RequestClientCert", ClientAuth::RequestClientCert),
     ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
     ("RequireClientCert", ClientAuth::RequireAnyClientCert),
-    (
-        "VerifyClientCertIfGiven",
-        ClientAuth::VerifyClientCertIfGiven,
-    ),
-    (
-        "RequireAndVerifyClientCert",
-        ClientAuth::RequireAndVerifyClientCert,
-    ),
+    ("VerifyClientCertIfGiven", ClientAuth::VerifyClientCertIfGiven),
+    ("RequireAndVerifyClientCert", ClientAuth::RequireAndVerifyClientCert),
 ];
 
 impl ClientAuth {
     /// Whether client certificates are checked against the client CA.
     pub(crate) fn verifies(self) -> bool {
-        matches!(
-            self,
-            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
-        )
+        matches!(self, ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert)
     }
 
     /// Whether a client certificate is always required.
     pub(crate) fn requires_cert(self) -> bool {
-        matches!(
-            self,
-            ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
-        )
+        matches!(self, ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert)
     }
 }
 
@@ -72,29 +58,20 @@ pub(crate) fn verifier(
     let algs = provider.signature_verification_algorithms;
     let base: Arc<dyn ClientCertVerifier> = match (mode, roots) {
         (ClientAuth::NoClientCert, _) => return Ok(None),
-        (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, roots) => {
-            Arc::new(AnyClientCert {
-                mandatory: mode.requires_cert(),
-                hints: roots.map(|r| r.subjects()).unwrap_or_default(),
-                algs,
-            })
-        }
+        (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, roots) => Arc::new(AnyClientCert {
+            mandatory: mode.requires_cert(),
+            hints: roots.map(|r| r.subjects()).unwrap_or_default(),
+            algs,
+        }),
         (_, Some(roots)) => {
             let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let b = if mode.requires_cert() {
-                b
-            } else {
-                b.allow_unauthenticated()
-            };
+            let b = if mode.requires_cert() { b } else { b.allow_unauthenticated() };
             b.build().map_err(|e| e.to_string())?
         }
         (_, None) => return Err("a verifying client_auth_type needs a client CA".into()),
     };
     Ok(Some(match allowed_sans {
-        Some(allowed) => Arc::new(AllowedSans {
-            inner: base,
-            allowed,
-        }),
+        Some(allowed) => Arc::new(AllowedSans { inner: base, allowed }),
         None => base,
     }))
 }
@@ -179,12 +156,9 @@ impl ClientCertVerifier for AllowedSans {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        let sans = subject_alt_names(end_entity).ok_or(rustls::Error::InvalidCertificate(
-            CertificateError::BadEncoding,
-        ))?;
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let sans =
+            subject_alt_names(end_entity).ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if sans.iter().any(|s| self.allowed.contains(s)) {
             Ok(verified)
         } else {
@@ -192,9 +166,7 @@ impl ClientCertVerifier for AllowedSans {
                 client_sans = ?sans,
                 "client certificate rejected: none of its SANs is in client_allowed_sans"
             );
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
         }
     }
 
@@ -232,9 +204,7 @@ fn subject_alt_names(der: &CertificateDer<'_>) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for name in &ext.value.general_names {
         match name {
-            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
-                out.push((*s).to_string())
-            }
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => out.push((*s).to_string()),
             GeneralName::IPAddress(b) => {
                 if let Ok(v4) = <[u8; 4]>::try_from(*b) {
                     out.push(std::net::Ipv4Addr::from(v4).to_string());

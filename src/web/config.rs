@@ -116,13 +116,7 @@ impl WebConfig {
         };
         let headers = validate_headers(http.headers.unwrap_or_default(), &at)?;
         let users = validate_users(raw.basic_auth_users.unwrap_or_default(), &at)?;
-        Ok(Arc::new(WebConfig {
-            tls,
-            http2,
-            headers,
-            users: Arc::new(users),
-            fingerprint,
-        }))
+        Ok(Arc::new(WebConfig { tls, http2, headers, users: Arc::new(users), fingerprint }))
     }
 
     /// Whether connections are served over TLS.
@@ -167,12 +161,7 @@ impl<'a> ErrorSite<'a> {
     }
 
     /// An error at `loc` (if known) about `key`.
-    pub(crate) fn err(
-        &self,
-        loc: Option<Location>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> WebConfigError {
+    pub(crate) fn err(&self, loc: Option<Location>, key: &str, message: impl Into<String>) -> WebConfigError {
         let loc = loc.filter(|l| l.line() > 0);
         WebConfigError {
             path: self.path.to_path_buf(),
@@ -184,12 +173,7 @@ impl<'a> ErrorSite<'a> {
     }
 
     /// An error about the value `v` of `key`.
-    pub(crate) fn at<T>(
-        &self,
-        v: &Spanned<T>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> WebConfigError {
+    pub(crate) fn at<T>(&self, v: &Spanned<T>, key: &str, message: impl Into<String>) -> WebConfigError {
         self.err(Some(v.referenced), key, message)
     }
 }
@@ -287,10 +271,7 @@ fn validate_headers(
             return Err(at.at(
                 &value,
                 &key,
-                format!(
-                    "this header cannot be configured; allowed headers: {}",
-                    names.join(", ")
-                ),
+                format!("this header cannot be configured; allowed headers: {}", names.join(", ")),
             ));
         };
         if let Some(allowed) = allowed
@@ -299,17 +280,10 @@ fn validate_headers(
             return Err(at.at(
                 &value,
                 &key,
-                format!(
-                    "invalid value {:?}; expected one of: {}",
-                    value.value,
-                    allowed.join(", ")
-                ),
+                format!("invalid value {:?}; expected one of: {}", value.value, allowed.join(", ")),
             ));
         }
-        let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value.value),
-        ) else {
+        let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value.value)) else {
             return Err(at.at(&value, &key, "the value is not a valid HTTP header value"));
         };
         out.push((n, v));
@@ -324,10 +298,7 @@ fn validate_users(
     let mut out = BTreeMap::new();
     for (user, hash) in users {
         let key = format!("basic_auth_users.{user}");
-        let ok = hash
-            .value
-            .parse::<bcrypt::HashParts>()
-            .is_ok_and(|p| (4..=31).contains(&p.get_cost()));
+        let ok = hash.value.parse::<bcrypt::HashParts>().is_ok_and(|p| (4..=31).contains(&p.get_cost()));
         if !ok {
             return Err(at.at(
                 &hash,
@@ -354,15 +325,10 @@ mod tests {
 
     #[test]
     fn null_sections_and_empty_values_mean_unset() {
-        let c = load_text("tls_server_config:\nhttp_server_config:\nbasic_auth_users:\n")
-            .expect("valid");
+        let c = load_text("tls_server_config:\nhttp_server_config:\nbasic_auth_users:\n").expect("valid");
         assert!(!c.tls_enabled() && c.http2() && !c.basic_auth_enabled());
-        let c = load_text("tls_server_config:\n  cert_file: \"\"\n  min_version: TLS13\n")
-            .expect("valid");
-        assert!(
-            !c.tls_enabled(),
-            "as in the toolkit, no certificate means plain HTTP"
-        );
+        let c = load_text("tls_server_config:\n  cert_file: \"\"\n  min_version: TLS13\n").expect("valid");
+        assert!(!c.tls_enabled(), "as in the toolkit, no certificate means plain HTTP");
     }
 
     #[test]
@@ -373,8 +339,7 @@ mod tests {
 
     #[test]
     fn header_values_may_be_plain_numbers() {
-        let c =
-            load_text("http_server_config:\n  headers:\n    X-XSS-Protection: 0\n").expect("valid");
+        let c = load_text("http_server_config:\n  headers:\n    X-XSS-Protection: 0\n").expect("valid");
         assert_eq!(c.headers()[0].1, "0");
     }
 

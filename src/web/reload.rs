@@ -30,13 +30,7 @@ pub(crate) struct Refresh {
 
 impl LiveConfig {
     pub(crate) fn new(path: PathBuf, initial: WebConfig) -> Self {
-        LiveConfig {
-            path,
-            state: Mutex::new(State {
-                good: Arc::new(initial),
-                logged_error: None,
-            }),
-        }
+        LiveConfig { path, state: Mutex::new(State { good: Arc::new(initial), logged_error: None }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -64,21 +58,13 @@ impl LiveConfig {
         match loaded {
             Ok(config) => {
                 state.good = config.clone();
-                Refresh {
-                    config,
-                    new_error: None,
-                    recovered: state.logged_error.take().is_some(),
-                }
+                Refresh { config, new_error: None, recovered: state.logged_error.take().is_some() }
             }
             Err(e) => {
                 let msg = e.to_string();
                 let new_error = (state.logged_error.as_ref() != Some(&msg)).then(|| msg.clone());
                 state.logged_error = Some(msg);
-                Refresh {
-                    config: state.good.clone(),
-                    new_error,
-                    recovered: false,
-                }
+                Refresh { config: state.good.clone(), new_error, recovered: false }
             }
         }
     }
@@ -104,8 +90,7 @@ impl LiveConfig {
 mod tests {
     use super::*;
 
-    const USERS: &str =
-        "basic_auth_users:\n  a: $2y$04$EVXrWcLVLulBzhQxqUlEVeyLr4VRULj1TpQ3TFFq.0MECOwYW37vO\n";
+    const USERS: &str = "basic_auth_users:\n  a: $2y$04$EVXrWcLVLulBzhQxqUlEVeyLr4VRULj1TpQ3TFFq.0MECOwYW37vO\n";
 
     fn temp_file(text: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("m365mon-reload-{}.yml", uuid::Uuid::new_v4()));
@@ -120,35 +105,16 @@ mod tests {
 
         let same = live.refresh();
         assert!(same.new_error.is_none() && !same.recovered);
-        assert!(
-            Arc::ptr_eq(&same.config, &live.refresh().config),
-            "unchanged file is reused"
-        );
+        assert!(Arc::ptr_eq(&same.config, &live.refresh().config), "unchanged file is reused");
 
         std::fs::write(&path, "basic_auth_users: 3\n").expect("write");
         let first = live.refresh();
-        assert!(
-            first
-                .new_error
-                .as_deref()
-                .is_some_and(|e| e.contains(":1:19:")),
-            "{:?}",
-            first.new_error
-        );
-        assert_eq!(
-            first.config.basic_auth_user_names().collect::<Vec<_>>(),
-            ["a"]
-        );
-        assert!(
-            live.refresh().new_error.is_none(),
-            "same error is not reported twice"
-        );
+        assert!(first.new_error.as_deref().is_some_and(|e| e.contains(":1:19:")), "{:?}", first.new_error);
+        assert_eq!(first.config.basic_auth_user_names().collect::<Vec<_>>(), ["a"]);
+        assert!(live.refresh().new_error.is_none(), "same error is not reported twice");
 
         std::fs::write(&path, "bogus: 1\n").expect("write");
-        assert!(
-            live.refresh().new_error.is_some(),
-            "a different error is reported"
-        );
+        assert!(live.refresh().new_error.is_some(), "a different error is reported");
 
         std::fs::write(&path, "").expect("write");
         let back = live.refresh();
@@ -164,9 +130,7 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
         std::fs::write(
             &path,
-            format!(
-                "tls_server_config:\n  cert_file: {dir}/server.pem\n  key_file: {dir}/server.key\n"
-            ),
+            format!("tls_server_config:\n  cert_file: {dir}/server.pem\n  key_file: {dir}/server.key\n"),
         )
         .expect("write");
         let r = live.refresh();

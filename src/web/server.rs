@@ -120,11 +120,7 @@ impl Connection {
         if cfg.as_ref().is_some_and(|c| !c.http2()) {
             builder = builder.http1_only();
         }
-        let svc = Service {
-            handler: self.handler,
-            cfg: cfg.clone(),
-            auth: self.auth,
-        };
+        let svc = Service { handler: self.handler, cfg: cfg.clone(), auth: self.auth };
         let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let svc = svc.clone();
             async move { Ok::<_, Infallible>(svc.respond(req).await) }
@@ -170,19 +166,13 @@ impl Service {
         let Some(cfg) = &self.cfg else {
             return dispatch(req, self.handler.clone()).await;
         };
-        let authorized = !cfg.basic_auth_enabled()
-            || self
-                .auth
-                .check(&cfg.users, req.headers().get(header::AUTHORIZATION))
-                .await;
+        let authorized =
+            !cfg.basic_auth_enabled() || self.auth.check(&cfg.users, req.headers().get(header::AUTHORIZATION)).await;
         let mut resp = if authorized {
             dispatch(req, self.handler.clone()).await
         } else {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"m365mon\""),
-            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"m365mon\""));
             r
         };
         for (name, value) in cfg.headers() {
@@ -198,10 +188,7 @@ pub(crate) async fn dispatch(req: hyper::Request<Incoming>, handler: Handler) ->
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or unreadable\n",
-            );
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable\n");
         }
     };
     handler(hyper::Request::from_parts(parts, bytes)).await

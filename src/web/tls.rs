@@ -9,9 +9,7 @@ use rustls::crypto::{SupportedKxGroup, aws_lc_rs};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    InconsistentKeys, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
-};
+use rustls::{InconsistentKeys, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 use serde_saphyr::{Location, Spanned};
 
 use super::client_auth::{self, CLIENT_AUTH_NAMES, ClientAuth};
@@ -56,17 +54,9 @@ pub(crate) fn read_sources(
     base_dir: &Path,
     at: &ErrorSite<'_>,
 ) -> Result<Option<TlsSources>, WebConfigError> {
-    let enabled = [
-        &t.cert_file,
-        &t.cert,
-        &t.key_file,
-        &t.key,
-        &t.client_ca_file,
-        &t.client_ca,
-        &t.client_auth_type,
-    ]
-    .iter()
-    .any(|v| set(v).is_some());
+    let enabled = [&t.cert_file, &t.cert, &t.key_file, &t.key, &t.client_ca_file, &t.client_ca, &t.client_auth_type]
+        .iter()
+        .any(|v| set(v).is_some());
     if !enabled {
         return Ok(None);
     }
@@ -79,11 +69,7 @@ pub(crate) fn read_sources(
         if let Some(f) = set(file_v) {
             let full = base_dir.join(&f.value);
             let bytes = std::fs::read(&full).map_err(|e| {
-                at.at(
-                    f,
-                    &format!("tls_server_config.{file}"),
-                    format!("cannot read {}: {e}", full.display()),
-                )
+                at.at(f, &format!("tls_server_config.{file}"), format!("cannot read {}: {e}", full.display()))
             })?;
             return Ok(Some(Material {
                 key: file,
@@ -108,38 +94,19 @@ pub(crate) fn read_sources(
     };
     let cert = pick("cert_file", "cert", &t.cert_file, &t.cert)?.ok_or_else(|| missing("cert"))?;
     let key = pick("key_file", "key", &t.key_file, &t.key)?.ok_or_else(|| missing("key"))?;
-    let ca = pick(
-        "client_ca_file",
-        "client_ca",
-        &t.client_ca_file,
-        &t.client_ca,
-    )?;
+    let ca = pick("client_ca_file", "client_ca", &t.client_ca_file, &t.client_ca)?;
     Ok(Some(TlsSources { cert, key, ca }))
 }
 
 fn err_at(at: &ErrorSite<'_>, m: &Material, message: impl Into<String>) -> WebConfigError {
-    at.err(
-        Some(m.loc),
-        &format!("tls_server_config.{}", m.key),
-        message,
-    )
+    at.err(Some(m.loc), &format!("tls_server_config.{}", m.key), message)
 }
 
-fn parse_certs(
-    m: &Material,
-    at: &ErrorSite<'_>,
-) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
+fn parse_certs(m: &Material, at: &ErrorSite<'_>) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&m.bytes).collect();
     match certs {
         Ok(c) if !c.is_empty() => Ok(c),
-        Ok(_) => Err(err_at(
-            at,
-            m,
-            format!(
-                "{} contains no PEM certificate (BEGIN CERTIFICATE)",
-                m.origin
-            ),
-        )),
+        Ok(_) => Err(err_at(at, m, format!("{} contains no PEM certificate (BEGIN CERTIFICATE)", m.origin))),
         Err(e) => Err(err_at(at, m, format!("{} is not valid PEM: {e}", m.origin))),
     }
 }
@@ -150,10 +117,7 @@ fn parse_key(m: &Material, at: &ErrorSite<'_>) -> Result<PrivateKeyDer<'static>,
         pem::Error::NoItemsFound => err_at(
             at,
             m,
-            format!(
-                "{} contains no PEM private key (BEGIN PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)",
-                m.origin
-            ),
+            format!("{} contains no PEM private key (BEGIN PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", m.origin),
         ),
         _ => err_at(at, m, format!("{} is not a valid PEM private key", m.origin)),
     })
@@ -166,16 +130,11 @@ fn tls_version(v: &Spanned<String>, key: &str, at: &ErrorSite<'_>) -> Result<u8,
         "TLS10" | "TLS11" => Err(at.at(
             v,
             key,
-            format!(
-                "{} cannot be used: rustls implements only TLS 1.2 and 1.3; use TLS12 or TLS13",
-                v.value
-            ),
+            format!("{} cannot be used: rustls implements only TLS 1.2 and 1.3; use TLS12 or TLS13", v.value),
         )),
-        other => Err(at.at(
-            v,
-            key,
-            format!("unknown TLS version {other:?}; expected one of TLS10, TLS11, TLS12, TLS13"),
-        )),
+        other => {
+            Err(at.at(v, key, format!("unknown TLS version {other:?}; expected one of TLS10, TLS11, TLS12, TLS13")))
+        }
     }
 }
 
@@ -189,14 +148,10 @@ fn cipher_suite(name: &str) -> Option<Option<SupportedCipherSuite>> {
         "TLS_CHACHA20_POLY1305_SHA256" => cs::TLS13_CHACHA20_POLY1305_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
-            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
-        }
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
-            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
-        }
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
         "TLS_RSA_WITH_AES_128_CBC_SHA"
         | "TLS_RSA_WITH_AES_256_CBC_SHA"
         | "TLS_RSA_WITH_AES_128_GCM_SHA256"
@@ -209,10 +164,7 @@ fn cipher_suite(name: &str) -> Option<Option<SupportedCipherSuite>> {
     }))
 }
 
-fn cipher_suites(
-    names: &[Spanned<String>],
-    at: &ErrorSite<'_>,
-) -> Result<Vec<SupportedCipherSuite>, WebConfigError> {
+fn cipher_suites(names: &[Spanned<String>], at: &ErrorSite<'_>) -> Result<Vec<SupportedCipherSuite>, WebConfigError> {
     let key = "tls_server_config.cipher_suites";
     let mut out: Vec<SupportedCipherSuite> = Vec::new();
     for n in names {
@@ -249,10 +201,7 @@ fn cipher_suites(
     Ok(out)
 }
 
-fn curves(
-    names: &[Spanned<String>],
-    at: &ErrorSite<'_>,
-) -> Result<Vec<&'static dyn SupportedKxGroup>, WebConfigError> {
+fn curves(names: &[Spanned<String>], at: &ErrorSite<'_>) -> Result<Vec<&'static dyn SupportedKxGroup>, WebConfigError> {
     use aws_lc_rs::kx_group;
     let key = "tls_server_config.curve_preferences";
     let mut out: Vec<&'static dyn SupportedKxGroup> = Vec::new();
@@ -298,13 +247,7 @@ pub(crate) fn build(
     let signing_key = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| {
-            err_at(
-                at,
-                &src.key,
-                format!("rustls cannot use this private key: {e}"),
-            )
-        })?;
+        .map_err(|e| err_at(at, &src.key, format!("rustls cannot use this private key: {e}")))?;
     let key_alg = signing_key.algorithm();
     match CertifiedKey::new(chain.clone(), signing_key).keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
@@ -312,20 +255,14 @@ pub(crate) fn build(
             return Err(err_at(
                 at,
                 &src.key,
-                format!(
-                    "the private key does not match the certificate ({})",
-                    src.cert.origin
-                ),
+                format!("the private key does not match the certificate ({})", src.cert.origin),
             ));
         }
         Err(e) => {
             return Err(err_at(
                 at,
                 &src.cert,
-                format!(
-                    "the first certificate in {} is not a valid X.509 certificate: {e}",
-                    src.cert.origin
-                ),
+                format!("the first certificate in {} is not a valid X.509 certificate: {e}", src.cert.origin),
             ));
         }
     }
@@ -361,15 +298,7 @@ pub(crate) fn build(
             let mut roots = RootCertStore::empty();
             for (i, c) in parse_certs(ca, at)?.into_iter().enumerate() {
                 roots.add(c).map_err(|e| {
-                    err_at(
-                        at,
-                        ca,
-                        format!(
-                            "certificate #{} in {} cannot be used as a CA: {e}",
-                            i + 1,
-                            ca.origin
-                        ),
-                    )
+                    err_at(at, ca, format!("certificate #{} in {} cannot be used as a CA: {e}", i + 1, ca.origin))
                 })?;
             }
             Some(roots)
@@ -413,11 +342,7 @@ pub(crate) fn build(
     if min > max
         && let Some(v) = t.max_version.as_ref().or(t.min_version.as_ref())
     {
-        return Err(at.at(
-            v,
-            "tls_server_config",
-            format!("min_version TLS{min} is above max_version TLS{max}"),
-        ));
+        return Err(at.at(v, "tls_server_config", format!("min_version TLS{min} is above max_version TLS{max}")));
     }
     let versions: Vec<&'static SupportedProtocolVersion> =
         [(13, &rustls::version::TLS13), (12, &rustls::version::TLS12)]
@@ -427,29 +352,14 @@ pub(crate) fn build(
             .collect();
 
     let listed = cipher_suites(t.cipher_suites.as_deref().unwrap_or_default(), at)?;
-    let listed_13: Vec<_> = listed
-        .iter()
-        .copied()
-        .filter(|s| s.tls13().is_some())
-        .collect();
-    let listed_12: Vec<_> = listed
-        .iter()
-        .copied()
-        .filter(|s| s.tls13().is_none())
-        .collect();
-    if min <= 12
-        && !listed_12.is_empty()
-        && !listed_12
-            .iter()
-            .any(|s| s.usable_for_signature_algorithm(key_alg))
-    {
+    let listed_13: Vec<_> = listed.iter().copied().filter(|s| s.tls13().is_some()).collect();
+    let listed_12: Vec<_> = listed.iter().copied().filter(|s| s.tls13().is_none()).collect();
+    if min <= 12 && !listed_12.is_empty() && !listed_12.iter().any(|s| s.usable_for_signature_algorithm(key_alg)) {
         let first = t.cipher_suites.as_deref().and_then(|c| c.first());
         return Err(at.err(
             first.map(|f| f.referenced),
             "tls_server_config.cipher_suites",
-            format!(
-                "none of the listed TLS 1.2 cipher suites can be used with the certificate's {key_alg:?} key"
-            ),
+            format!("none of the listed TLS 1.2 cipher suites can be used with the certificate's {key_alg:?} key"),
         ));
     }
     // Suites of a TLS version the list does not mention keep rustls' defaults
@@ -457,11 +367,7 @@ pub(crate) fn build(
     let defaults = provider.cipher_suites.clone();
     let pick = |listed: Vec<SupportedCipherSuite>, tls13: bool| {
         if listed.is_empty() {
-            defaults
-                .iter()
-                .copied()
-                .filter(|s| s.tls13().is_some() == tls13)
-                .collect()
+            defaults.iter().copied().filter(|s| s.tls13().is_some() == tls13).collect()
         } else {
             listed
         }
@@ -479,29 +385,15 @@ pub(crate) fn build(
         .map_err(|e| at.err(None, "tls_server_config", e))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| {
-            at.err(
-                None,
-                "tls_server_config",
-                format!("rustls rejects these TLS settings: {e}"),
-            )
-        })?;
+        .map_err(|e| at.err(None, "tls_server_config", format!("rustls rejects these TLS settings: {e}")))?;
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(chain, key).map_err(|e| {
-        err_at(
-            at,
-            &src.key,
-            format!("rustls cannot use this certificate and key: {e}"),
-        )
-    })?;
+    let mut cfg = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| err_at(at, &src.key, format!("rustls cannot use this certificate and key: {e}")))?;
     cfg.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
-    cfg.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    cfg.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(cfg)
 }
