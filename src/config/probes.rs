@@ -46,6 +46,17 @@ fn nth(params: &[Option<String>], i: usize) -> Option<String> {
     params.get(i).cloned().flatten()
 }
 
+/// The recipient of a mail round trip: mail goes to an address, so an
+/// object ID (allowed for `from`) will not do.
+fn check_recipient(s: &str) -> Result<String, String> {
+    if values::is_guid(s) {
+        return Err(format!(
+            "invalid to \"{s}\": expected the recipient's e-mail address (user@domain); mail cannot be addressed to an object ID"
+        ));
+    }
+    values::check_email(s)
+}
+
 /// A subscription name: checked here for its form, and once all
 /// subscriptions are read for existence.
 fn check_subscription_ref(s: &str) -> Result<String, String> {
@@ -80,7 +91,7 @@ const TYPES: &[ProbeType] = &[
         name: "mail_roundtrip",
         params: &[
             required("from", |s| values::check_user("from", s)),
-            required("to", values::check_email),
+            required("to", check_recipient),
             optional("to_subscription", check_subscription_ref),
         ],
         build: |p| ProbeKind::MailRoundtrip {
