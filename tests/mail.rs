@@ -435,3 +435,54 @@ async fn exposition_with_mail_and_message_center_passes_promtool() {
     let (ok, out) = tools::promtool_check_metrics(&text);
     assert!(ok, "promtool check metrics found problems:\n{out}\n--- exposition ---\n{text}");
 }
+
+/// A message delivered after the timeout is still deleted: the inbox is
+/// looked at again after the run.
+#[tokio::test(start_paused = true)]
+async fn late_delivery_is_cleaned_up_after_the_run() {
+    let h = start_sim().await;
+    h.set_mail_delivery(ALPHA, Duration::from_secs(150), false);
+    let runner = runner(config(&h, 4, ROUNDTRIP));
+    let rec = runner.run("alpha", "mail", Mode::Scheduled).await.expect("configured");
+    assert_eq!(rec.outcome, Outcome::Failure(FailureReason::NotDelivered), "{:#?}", rec.log);
+    assert_no_probe_messages(&h, &[(ALPHA, SENDER)]).await;
+    let after = Instant::now();
+    // Delivered 150 s after sending, 30 s after the run; the first look after the run is 60 s after it.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(folder(&h, ALPHA, RCPT, "inbox").await.len(), 1, "delivered late");
+    while !folder(&h, ALPHA, RCPT, "inbox").await.is_empty() {
+        assert!(after.elapsed() < Duration::from_secs(90), "the late message was not deleted by the first look");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// A run cut short (here by a scrape deadline) still deletes what it sent,
+/// including a message that arrives later.
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_run_still_cleans_up() {
+    let h = start_sim().await;
+    h.set_mail_delivery(ALPHA, Duration::from_secs(40), false);
+    let runner = runner(config(&h, 4, ROUNDTRIP));
+    let rec = runner
+        .run("alpha", "mail", Mode::OnDemand { deadline: Some(Duration::from_secs(20)) })
+        .await
+        .expect("configured");
+    assert_eq!(rec.outcome, Outcome::Failure(FailureReason::Timeout), "{:#?}", rec.log);
+    // The message arrives 40 s after sending, after the interrupted run's cleanup looked.
+    // At 50 s: delivered; the cleanup's next look is at about 80 s.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(folder(&h, ALPHA, RCPT, "inbox").await.len(), 1, "delivered after the run");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = [
+            folder(&h, ALPHA, SENDER, "sentitems").await,
+            folder(&h, ALPHA, SENDER, "drafts").await,
+            folder(&h, ALPHA, RCPT, "inbox").await,
+        ];
+        if left.iter().all(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}

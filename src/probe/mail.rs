@@ -32,6 +32,10 @@ pub const MAIL_DELIVERY_BUCKETS: [f64; 16] =
 /// send before, and deleting the probe messages after.
 const SEND_BUDGET: Duration = Duration::from_secs(30);
 const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
+/// After a run that did not see its message arrive, the inbox is looked at
+/// again after these waits (1, 3 and 7 minutes later), so a late delivery
+/// is deleted too.
+const LATE_SWEEPS: [Duration; 3] = [Duration::from_secs(60), Duration::from_secs(120), Duration::from_secs(240)];
 
 /// The longest a run of `kind` with timeout `timeout` may take. A mail round
 /// trip's timeout bounds the wait for delivery, so its run gets the time to
@@ -131,8 +135,13 @@ impl Cleanup {
             self.inbox_id.clone(),
             log,
         );
-        if tokio::time::timeout(CLEANUP_BUDGET, work).await.is_err() {
-            log.line("cleanup: timed out; probe messages may be left behind");
+        match tokio::time::timeout(CLEANUP_BUDGET, work).await {
+            Ok(Some(imid)) => {
+                log.line("cleanup: not in the inbox; it is looked for again 1, 3 and 7 minutes from now");
+                tokio::spawn(sweep_late(self.graph.clone(), self.reader.clone(), imid));
+            }
+            Ok(None) => {}
+            Err(_) => log.line("cleanup: timed out; probe messages may be left behind"),
         }
         self.done = true;
     }
@@ -148,15 +157,20 @@ impl Drop for Cleanup {
         let (draft_id, imid, inbox_id) = (self.draft_id.take(), self.imid.take(), self.inbox_id.take());
         runtime.spawn(async move {
             let mut log = ProbeLog::new();
-            let work = delete_all(graph, sender, reader, draft_id, imid, inbox_id, &mut log);
-            let finished = tokio::time::timeout(CLEANUP_BUDGET, work).await.is_ok();
-            tracing::debug!(finished, log = ?log.lines(), "mail_roundtrip cleanup after an interrupted run");
+            let work = delete_all(graph.clone(), sender, reader.clone(), draft_id, imid, inbox_id, &mut log);
+            let result = tokio::time::timeout(CLEANUP_BUDGET, work).await;
+            tracing::debug!(finished = result.is_ok(), log = ?log.lines(), "mail_roundtrip cleanup after an interrupted run");
+            if let Ok(Some(imid)) = result {
+                sweep_late(graph, reader, imid).await;
+            }
         });
     }
 }
 
 /// Deletes the probe message from the recipient's inbox and the sender's
-/// Sent Items (found by `internetMessageId`), or the draft if it was never sent.
+/// Sent Items (found by `internetMessageId`), or the draft if it was never
+/// sent. Returns the `internetMessageId` of a sent message that is not in
+/// the inbox (yet).
 async fn delete_all(
     graph: GraphClient,
     sender: Mailbox,
@@ -165,18 +179,19 @@ async fn delete_all(
     imid: Option<String>,
     inbox_id: Option<String>,
     log: &mut ProbeLog,
-) {
+) -> Option<String> {
     let Some(imid) = imid else {
         if let Some(id) = draft_id {
             sender.delete(&graph, &id, log).await;
         }
-        return;
+        return None;
     };
     let received: Vec<String> = match inbox_id {
         Some(id) => vec![id],
         // Not seen (yet): it may have arrived since the last look.
         None => ids(reader.find(&graph, "inbox", &imid, log).await),
     };
+    let missing = received.is_empty();
     for id in received {
         reader.delete(&graph, &id, log).await;
     }
@@ -187,6 +202,24 @@ async fn delete_all(
     }
     for id in sent {
         sender.delete(&graph, &id, log).await;
+    }
+    missing.then_some(imid)
+}
+
+/// Looks for a message that may still arrive a few more times, and deletes
+/// it once found. It runs after the probe run, outside its concurrency slot.
+async fn sweep_late(graph: GraphClient, reader: Mailbox, imid: String) {
+    let mut log = ProbeLog::new();
+    for wait in LATE_SWEEPS {
+        tokio::time::sleep(wait).await;
+        let found = ids(reader.find(&graph, "inbox", &imid, &mut log).await);
+        if !found.is_empty() {
+            for id in found {
+                reader.delete(&graph, &id, &mut log).await;
+            }
+            tracing::debug!(log = ?log.lines(), "mail_roundtrip: deleted a probe message that arrived late");
+            return;
+        }
     }
 }
 
