@@ -27,6 +27,12 @@ pub(super) async fn token_for(
     })
 }
 
+/// What Outlook counts concurrent requests by: (app, tenant, mailbox), for
+/// [`crate::graph::GraphClient::mailbox_slot`].
+pub(super) fn mailbox_key(sub: &Subscription, credential: &Credential, user: &str) -> String {
+    format!("{}|{}|{}", credential.client_id, sub.tenant_id, user)
+}
+
 /// Signs in (from the cache) and GETs one Graph path.
 pub(super) async fn get(
     ctx: &ProbeContext<'_>,

@@ -58,8 +58,7 @@ struct Mailbox {
 
 impl Mailbox {
     fn new(sub: &Subscription, credential: &Credential, user: &str, token: Secret) -> Self {
-        let slot_key = format!("{}|{}|{}", credential.client_id, sub.tenant_id, user);
-        Mailbox { user: user.to_string(), token, slot_key }
+        Mailbox { user: user.to_string(), token, slot_key: common::mailbox_key(sub, credential, user) }
     }
 
     /// One request under `/users/{user}`, holding one of the mailbox's slots.
