@@ -197,6 +197,9 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         if let Some(h) = &r.health {
             metrics::add_health(&mut f, &sub.name, h);
         }
+        if let Some(mc) = &r.message_center {
+            metrics::add_message_center(&mut f, &sub.name, mc);
+        }
     }
     f.gauge(
         names::SUBSCRIPTION_INFO,

@@ -5,7 +5,7 @@
 //! - [`cli`], [`run`]: flags and what each command does; `main.rs` only calls [`run::run`].
 //! - [`config`]: the YAML model, loading and validation (file:line errors).
 //! - [`auth`]: token requests (secret, certificate assertion, federated), cache, single flight, back-off.
-//! - [`graph`]: the Graph GET and its status-to-outcome mapping.
+//! - [`graph`]: Graph requests, their status-to-outcome mapping, and Outlook's per-mailbox concurrency limit.
 //! - [`probe`]: one file per probe kind behind [`probe::run`]; outcomes carry a bounded [`probe::FailureReason`].
 //! - [`runner`]: one run of one probe: no overlap, concurrency limit, throttling gates, timeout.
 //! - [`scheduler`]: one task per (subscription, probe) at a stable phase.

@@ -4,8 +4,8 @@
 
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
-use crate::probe::is_operational;
-use crate::state::{DURATION_BUCKETS, ProbeState, Snapshot};
+use crate::probe::{MessageCenterSnapshot, is_operational};
+use crate::state::{ProbeState, Snapshot};
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -44,6 +44,14 @@ pub mod names {
     );
     pub const SERVICE_ISSUES_ACTIVE: (&str, &str) =
         ("m365mon_service_issues_active", "Unresolved Microsoft service-health issues by service and classification.");
+    pub const MAIL_DELIVERY: (&str, &str) =
+        ("m365mon_mail_delivery_seconds", "Send-to-inbox time of delivered mail_roundtrip probe messages.");
+    pub const MESSAGE_CENTER_POSTS: (&str, &str) =
+        ("m365mon_message_center_posts", "Message center posts listed for the tenant, by category and severity.");
+    pub const MESSAGE_CENTER_NEXT_ACTION: (&str, &str) = (
+        "m365mon_message_center_next_action_timestamp_seconds",
+        "The earliest future actionRequiredByDateTime of the tenant's message center posts; absent when none.",
+    );
     pub const SUBSCRIPTION_INFO: (&str, &str) =
         ("m365mon_subscription_info", "1 per configured subscription, with its tenant, cloud and credential.");
     pub const SUBSCRIPTION_ADMIN_INFO: (&str, &str) =
@@ -128,20 +136,20 @@ impl Families {
         self.family(def, MetricType::COUNTER).mut_metric().push(m);
     }
 
-    fn histogram(&mut self, def: (&str, &str), labels: &[(&str, &str)], p: &ProbeState) {
+    fn histogram(&mut self, def: (&str, &str), labels: &[(&str, &str)], data: &crate::state::Histogram) {
         let mut h = Histogram::default();
         let mut cumulative = 0;
-        let mut buckets = Vec::with_capacity(DURATION_BUCKETS.len());
-        for (i, ub) in DURATION_BUCKETS.iter().enumerate() {
-            cumulative += p.durations.counts[i];
+        let mut buckets = Vec::with_capacity(data.bounds.len());
+        for (i, ub) in data.bounds.iter().enumerate() {
+            cumulative += data.counts.get(i).copied().unwrap_or(0);
             let mut b = Bucket::default();
             b.set_upper_bound(*ub);
             b.set_cumulative_count(cumulative);
             buckets.push(b);
         }
         h.set_bucket(buckets);
-        h.set_sample_count(p.durations.count());
-        h.set_sample_sum(p.durations.sum);
+        h.set_sample_count(data.count());
+        h.set_sample_sum(data.sum);
         let mut m = metric(labels);
         m.set_histogram(h);
         self.family(def, MetricType::HISTOGRAM).mut_metric().push(m);
@@ -186,7 +194,7 @@ pub fn add_probe(f: &mut Families, sub: &str, probe: &str, p: &ProbeState) {
     if let Some(ok) = p.last_success {
         f.gauge(PROBE_SUCCESS, &l, bool_f(ok));
     }
-    f.histogram(PROBE_DURATION, &l, p);
+    f.histogram(PROBE_DURATION, &l, &p.durations);
     f.counter(PROBE_RUNS, &l, p.runs as f64);
     for (reason, n) in &p.failures {
         f.counter(PROBE_FAILURES, &[("subscription", sub), ("probe", probe), ("reason", reason.as_str())], *n as f64);
@@ -200,6 +208,26 @@ pub fn add_probe(f: &mut Families, sub: &str, probe: &str, p: &ProbeState) {
     }
     if let (Some(false), Some(r)) = (p.last_success, p.last_failure) {
         f.gauge(PROBE_LAST_FAILURE_REASON, &[("subscription", sub), ("probe", probe), ("reason", r.as_str())], 1.0);
+    }
+    if let Some(h) = &p.mail_delivery {
+        f.histogram(MAIL_DELIVERY, &l, h);
+    }
+}
+
+/// Adds a subscription's message center series. The known categories and
+/// severities always appear (0 when there are none), so queries need no
+/// `or vector(0)`.
+pub fn add_message_center(f: &mut Families, sub: &str, mc: &MessageCenterSnapshot) {
+    use names::*;
+    for ((category, severity), n) in mc.counts_with_zeros() {
+        f.gauge(
+            MESSAGE_CENTER_POSTS,
+            &[("subscription", sub), ("category", &category), ("severity", &severity)],
+            n as f64,
+        );
+    }
+    if let Some(t) = mc.next_action {
+        f.gauge(MESSAGE_CENTER_NEXT_ACTION, &[("subscription", sub)], t);
     }
 }
 
@@ -255,6 +283,11 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
     for (name, st) in &snapshot.subscriptions {
         if let Some(h) = &st.health {
             add_health(&mut f, name, h);
+        }
+    }
+    for (name, st) in &snapshot.subscriptions {
+        if let Some(mc) = &st.message_center {
+            add_message_center(&mut f, name, mc);
         }
     }
     for (name, st) in &snapshot.subscriptions {

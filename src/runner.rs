@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::auth::{TokenObserver, TokenProvider};
 use crate::config::{Config, ProbeConfig, Subscription};
 use crate::graph::GraphClient;
-use crate::probe::{self, FailureReason, HealthSnapshot, Outcome, ProbeContext, ProbeLog, RunDetails, Workload};
+use crate::probe::{
+    self, FailureReason, HealthSnapshot, MessageCenterSnapshot, Outcome, ProbeContext, ProbeLog, RunDetails, Workload,
+};
 use crate::state::Store;
 
 /// Whether a run is the scheduler's (recorded in the store) or a `/probe` request's (not recorded).
@@ -37,6 +39,38 @@ pub struct RunRecord {
     pub log: Vec<String>,
     /// Service health, for a successful `service_health` run.
     pub health: Option<HealthSnapshot>,
+    /// Message center counts, for a successful `message_center` run.
+    pub message_center: Option<MessageCenterSnapshot>,
+}
+
+tokio::task_local! {
+    /// The running probe's place under `max_concurrent_probes`.
+    static SLOT: Slot;
+}
+
+/// A run's concurrency permit, which [`idle`] gives up and takes back.
+struct Slot {
+    semaphore: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+/// Awaits `fut` without holding the run's place under
+/// `max_concurrent_probes`, then queues for a place again. A probe that
+/// waits minutes between requests (the mail round trip) uses it so that it
+/// never keeps other probes waiting. Outside a run it just awaits `fut`.
+pub async fn idle<F: std::future::Future>(fut: F) -> F::Output {
+    let semaphore = SLOT
+        .try_with(|s| {
+            s.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+            s.semaphore.clone()
+        })
+        .ok();
+    let out = fut.await;
+    if let Some(semaphore) = semaphore {
+        let permit = semaphore.acquire_owned().await.ok();
+        let _ = SLOT.try_with(|s| *s.permit.lock().unwrap_or_else(|e| e.into_inner()) = permit);
+    }
+    out
 }
 
 /// Executes one probe attempt. The real one talks to Entra ID and Graph;
@@ -113,6 +147,8 @@ impl Execute for GraphExecutor {
                 global: &config.global,
                 tokens: &endpoints.tokens,
                 graph: &endpoints.graph,
+                config,
+                timeout: probe.timeout,
             };
             probe::run(&probe.kind, &ctx, log).await
         })
@@ -241,16 +277,20 @@ impl Runner {
                             retry_after.as_secs()
                         )],
                         health: None,
+                        message_center: None,
                     });
                 }
             }
         }
 
         let semaphore = self.inner.semaphore.read().unwrap_or_else(|e| e.into_inner()).1.clone();
-        let _permit = semaphore.acquire_owned().await.ok()?;
+        let permit = semaphore.clone().acquire_owned().await.ok()?;
+        let slot = Slot { semaphore, permit: Mutex::new(Some(permit)) };
+        // A mail round trip's timeout bounds the wait for delivery; sending and cleanup get a little more.
+        let limit = probe::run_limit(&probe_cfg.kind, probe_cfg.timeout);
         let timeout = match mode {
-            Mode::OnDemand { deadline: Some(d) } => probe_cfg.timeout.min(d),
-            _ => probe_cfg.timeout,
+            Mode::OnDemand { deadline: Some(d) } => limit.min(d),
+            _ => limit,
         };
         let mut log = ProbeLog::new();
         log.line(format!(
@@ -259,17 +299,18 @@ impl Runner {
             timeout.as_secs_f64()
         ));
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(timeout, self.inner.executor.execute(&config, subscription, probe_cfg, &mut log))
-                .await;
-        let duration = started.elapsed();
+        let run =
+            tokio::time::timeout(timeout, self.inner.executor.execute(&config, subscription, probe_cfg, &mut log));
+        let result = SLOT.scope(slot, run).await;
         let (outcome, details) = match result {
             Ok(r) => r,
             Err(_) => {
                 log.line("timed out");
-                (Outcome::Failure(FailureReason::Timeout), Default::default())
+                (Outcome::Failure(FailureReason::Timeout), RunDetails::default())
             }
         };
+        // A mail round trip's duration is the send-to-inbox time.
+        let duration = details.delivery.unwrap_or_else(|| started.elapsed());
         if let Outcome::Throttled { workload, retry_after } = &outcome {
             self.close_gate(sub, *workload, *retry_after);
         }
@@ -282,7 +323,19 @@ impl Runner {
         });
         if mode == Mode::Scheduled {
             self.inner.store.record(sub, probe, &outcome, duration, details.health.clone());
+            if let Some(d) = details.delivery {
+                self.inner.store.record_mail_delivery(sub, probe, d);
+            }
+            if let Some(mc) = &details.message_center {
+                self.inner.store.record_message_center(sub, mc.clone());
+            }
         }
-        Some(RunRecord { outcome, duration, log: log.lines().to_vec(), health: details.health })
+        Some(RunRecord {
+            outcome,
+            duration,
+            log: log.lines().to_vec(),
+            health: details.health,
+            message_center: details.message_center,
+        })
     }
 }

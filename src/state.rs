@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::ProbeKind;
 use crate::config::{CertificateCredential, Config, CredentialKind};
-use crate::probe::{FailureReason, HealthSnapshot, Outcome};
+use crate::probe::{FailureReason, HealthSnapshot, MAIL_DELIVERY_BUCKETS, MessageCenterSnapshot, Outcome};
 
 /// Upper bounds of the `m365mon_probe_duration_seconds` buckets.
 pub const DURATION_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0];
@@ -16,20 +17,35 @@ pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
-/// A fixed-bucket histogram.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A fixed-bucket histogram; by default over [`DURATION_BUCKETS`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
-    /// Non-cumulative counts per bucket of [`DURATION_BUCKETS`], plus +Inf last.
-    pub counts: [u64; DURATION_BUCKETS.len() + 1],
+    /// Upper bounds of the buckets, ascending (+Inf is implied).
+    pub bounds: &'static [f64],
+    /// Non-cumulative counts per bucket of `bounds`, plus +Inf last.
+    pub counts: Vec<u64>,
     /// Sum of observations, in seconds.
     pub sum: f64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new(&DURATION_BUCKETS)
+    }
+}
+
 impl Histogram {
+    /// An empty histogram over `bounds`.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram { bounds, counts: vec![0; bounds.len() + 1], sum: 0.0 }
+    }
+
     /// Adds one observation.
     pub fn observe(&mut self, secs: f64) {
-        let i = DURATION_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(DURATION_BUCKETS.len());
-        self.counts[i] += 1;
+        let i = self.bounds.iter().position(|b| secs <= *b).unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
         self.sum += secs;
     }
 
@@ -64,6 +80,9 @@ pub struct ProbeState {
     pub last_throttle: Option<Duration>,
     /// Durations of completed runs.
     pub durations: Histogram,
+    /// Send-to-inbox times of a `mail_roundtrip` probe (over
+    /// [`MAIL_DELIVERY_BUCKETS`]); `None` for other types.
+    pub mail_delivery: Option<Histogram>,
 }
 
 /// One subscription's state.
@@ -85,6 +104,8 @@ pub struct SubscriptionState {
     pub token_failures: BTreeMap<FailureReason, u64>,
     /// Service health from the last successful `service_health` run.
     pub health: Option<HealthSnapshot>,
+    /// Message center counts from the last successful `message_center` run.
+    pub message_center: Option<MessageCenterSnapshot>,
 }
 
 /// Reload bookkeeping.
@@ -150,6 +171,7 @@ impl Store {
             if st.tenant_id != sub.tenant_id || st.credential != sub.credential {
                 // Another tenant or app: earlier health and token results no longer apply.
                 st.health = None;
+                st.message_center = None;
             }
             st.tenant_id = sub.tenant_id.clone();
             st.cloud = config.global.cloud.as_str().to_string();
@@ -162,9 +184,16 @@ impl Store {
                 if ps.type_name != p.kind.type_name() {
                     *ps = ProbeState { type_name: p.kind.type_name().to_string(), ..Default::default() };
                 }
+                if matches!(p.kind, ProbeKind::MailRoundtrip { .. }) && ps.mail_delivery.is_none() {
+                    // Present from the start, so rates and quantiles need no special case.
+                    ps.mail_delivery = Some(Histogram::new(&MAIL_DELIVERY_BUCKETS));
+                }
             }
-            if !sub.probes.iter().any(|p| p.kind == crate::config::ProbeKind::ServiceHealth) {
+            if !sub.probes.iter().any(|p| p.kind == ProbeKind::ServiceHealth) {
                 st.health = None;
+            }
+            if !sub.probes.iter().any(|p| p.kind == ProbeKind::MessageCenter) {
+                st.message_center = None;
             }
         }
         s.subscriptions.retain(|name, _| keep.contains(name));
@@ -222,6 +251,24 @@ impl Store {
                     ps.last_success_at = Some(now);
                 }
             }
+        }
+    }
+
+    /// Records the send-to-inbox time of a delivered probe message.
+    pub fn record_mail_delivery(&self, sub: &str, probe: &str, delivery: Duration) {
+        let mut s = self.write();
+        let ps = s.subscriptions.get_mut(sub).and_then(|st| st.probes.get_mut(probe));
+        if let Some(ps) = ps {
+            ps.mail_delivery
+                .get_or_insert_with(|| Histogram::new(&MAIL_DELIVERY_BUCKETS))
+                .observe(delivery.as_secs_f64());
+        }
+    }
+
+    /// Keeps the latest message center counts of `sub`.
+    pub fn record_message_center(&self, sub: &str, snapshot: MessageCenterSnapshot) {
+        if let Some(st) = self.write().subscriptions.get_mut(sub) {
+            st.message_center = Some(snapshot);
         }
     }
 

@@ -290,6 +290,35 @@ const INVALID: &[(&str, &str)] = &[
         "probes-empty.yml:9:13: subscriptions[0].probes: at least one probe is required; leave out \"probes\" to get auth, organization, service_health",
     ),
     ("probes-not-list", "probes-not-list.yml:9:13: subscriptions[0].probes: expected a list, found a string"),
+    // mail_roundtrip
+    (
+        "mail-bad-to-subscription",
+        "mail-bad-to-subscription.yml:13:26: subscriptions[0].probes[0].to_subscription: invalid name \"Fabrikam\": must match [a-z0-9][a-z0-9_.-]*",
+    ),
+    (
+        "mail-default-timeout-over-interval",
+        "mail-default-timeout-over-interval.yml:10:9: subscriptions[0].probes[0]: a mail_roundtrip probe waits up to its timeout (default 5m) and runs at most once per interval, but the interval is 1m (default of global.probe_interval); set \"interval\" to 5m or more, or a shorter \"timeout\"",
+    ),
+    (
+        "mail-missing-to",
+        "mail-missing-to.yml:10:9: subscriptions[0].probes[0]: missing required key \"to\" for a probe of type \"mail_roundtrip\"",
+    ),
+    (
+        "mail-timeout-over-interval",
+        "mail-timeout-over-interval.yml:14:18: subscriptions[0].probes[0].timeout: timeout 10m (set here) is longer than the interval 5m (subscriptions[0].probes[0].interval)",
+    ),
+    (
+        "mail-to-not-an-address",
+        "mail-to-not-an-address.yml:12:13: subscriptions[0].probes[0].to: invalid to \"7e7e7e7e-3333-4333-8333-000000000003\": expected the recipient's e-mail address (user@domain); mail cannot be addressed to an object ID",
+    ),
+    (
+        "mail-to-subscription-on-wrong-type",
+        "mail-to-subscription-on-wrong-type.yml:12:9: subscriptions[0].probes[0]: key \"to_subscription\" is only allowed on probes of type \"mail_roundtrip\"",
+    ),
+    (
+        "mail-unknown-to-subscription",
+        "mail-unknown-to-subscription.yml:13:26: subscriptions[0].probes[0].to_subscription: unknown subscription \"fabrikm\"; did you mean \"fabrikam\"?",
+    ),
     // timeout against interval
     (
         "defaults-probe-timeout-over-interval",
@@ -519,6 +548,40 @@ fn big_config_resolves_everything() {
     assert_eq!(config.credentials["cert-pkcs8"].client_id, "0a0a0a0a-1111-4111-8111-000000000004");
 }
 
+/// `mail_roundtrip` gets its own 5m default timeout (not global.probe_timeout),
+/// `to` is lowercased, `to_subscription` may name a later subscription, and
+/// `message_center` takes no parameters.
+#[test]
+fn mail_and_message_center_probes() {
+    let config = load_valid("mail.yml");
+    let mail = probe(&config, "contoso", "mail_roundtrip");
+    assert_eq!(
+        mail.kind,
+        ProbeKind::MailRoundtrip {
+            from: "monitor@contoso.com".into(),
+            to: "monitor@contoso.com".into(),
+            to_subscription: None
+        }
+    );
+    assert_eq!((mail.interval, mail.timeout), (Duration::from_secs(300), Duration::from_secs(300)));
+    let cross = probe(&config, "contoso", "to-fabrikam");
+    assert_eq!(
+        cross.kind,
+        ProbeKind::MailRoundtrip {
+            from: "7e7e7e7e-3333-4333-8333-000000000003".into(),
+            to: "monitor@fabrikam.com".into(),
+            to_subscription: Some("fabrikam".into()),
+        }
+    );
+    assert_eq!((cross.interval, cross.timeout), (Duration::from_secs(900), Duration::from_secs(600)));
+    let mc = probe(&config, "contoso", "message_center");
+    assert_eq!((mc.kind.clone(), mc.timeout), (ProbeKind::MessageCenter, Duration::from_secs(15)));
+    // The redacted rendering shows the mail parameters and reloads.
+    let rendered = config.render_redacted(&config.subscriptions[0]);
+    assert!(rendered.contains("        to_subscription: fabrikam\n"), "{rendered}");
+    assert!(rendered.contains("        from: monitor@contoso.com\n        to: monitor@contoso.com\n"), "{rendered}");
+}
+
 fn certificate(config: &Config, name: &str) -> m365mon::config::CertificateCredential {
     match &config.credentials[name].kind {
         CredentialKind::Certificate(c) => c.clone(),
@@ -686,7 +749,20 @@ fn example_config_loads_and_covers_everything() {
         config.subscriptions.iter().flat_map(|s| s.probes.iter().map(|p| p.kind.type_name())).collect();
     types.sort_unstable();
     types.dedup();
-    assert_eq!(types, ["auth", "exchange", "onedrive", "organization", "service_health", "sharepoint", "teams"]);
+    assert_eq!(
+        types,
+        [
+            "auth",
+            "exchange",
+            "mail_roundtrip",
+            "message_center",
+            "onedrive",
+            "organization",
+            "service_health",
+            "sharepoint",
+            "teams"
+        ]
+    );
 
     // Without the variable the example names exactly what is missing.
     let err = parse_str_with_env(&text, "examples/m365mon.yml", path.parent().expect("dir"), &|_| None)

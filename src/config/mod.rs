@@ -163,6 +163,18 @@ pub enum ProbeKind {
     },
     /// `healthOverviews` plus unresolved `issues`.
     ServiceHealth,
+    /// Draft and send a message, then wait for it in the recipient's inbox.
+    MailRoundtrip {
+        /// UPN or object ID of the sending mailbox.
+        from: String,
+        /// UPN or object ID of the receiving mailbox.
+        to: String,
+        /// Read the recipient mailbox with this subscription's sign-in
+        /// (checked to exist); `None`: the probe's own subscription.
+        to_subscription: Option<String>,
+    },
+    /// Message center posts (`/admin/serviceAnnouncement/messages`).
+    MessageCenter,
 }
 
 impl ProbeKind {
@@ -176,9 +188,24 @@ impl ProbeKind {
             ProbeKind::Onedrive { .. } => "onedrive",
             ProbeKind::Teams { .. } => "teams",
             ProbeKind::ServiceHealth => "service_health",
+            ProbeKind::MailRoundtrip { .. } => "mail_roundtrip",
+            ProbeKind::MessageCenter => "message_center",
+        }
+    }
+
+    /// The timeout of this type when the probe sets none; `None`:
+    /// `global.probe_timeout`. A mail round trip waits minutes for delivery,
+    /// so the global default (meant for single requests) does not apply to it.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        match self {
+            ProbeKind::MailRoundtrip { .. } => Some(DEFAULT_MAIL_TIMEOUT),
+            _ => None,
         }
     }
 }
+
+/// The default `timeout` of a `mail_roundtrip` probe: how long it waits for delivery.
+pub const DEFAULT_MAIL_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Config {
     /// The credential a subscription uses. Validation guarantees it exists.

@@ -17,19 +17,50 @@ pub(super) const DEFAULT_PROBES: [ProbeKind; 3] = [ProbeKind::Auth, ProbeKind::O
 struct Param {
     key: &'static str,
     check: fn(&str) -> Result<String, String>,
+    required: bool,
 }
 
-/// One probe type: its `type:` value, its parameters (all required) and how
-/// to build the [`ProbeKind`] from their checked values, in `params` order.
-/// A new probe type is a new row here.
+const fn required(key: &'static str, check: fn(&str) -> Result<String, String>) -> Param {
+    Param { key, check, required: true }
+}
+
+const fn optional(key: &'static str, check: fn(&str) -> Result<String, String>) -> Param {
+    Param { key, check, required: false }
+}
+
+/// One probe type: its `type:` value, its parameters and how to build the
+/// [`ProbeKind`] from their checked values, in `params` order (`None` for
+/// an optional parameter left out). A new probe type is a new row here.
 struct ProbeType {
     name: &'static str,
     params: &'static [Param],
-    build: fn(Vec<String>) -> ProbeKind,
+    build: fn(Vec<Option<String>>) -> ProbeKind,
 }
 
-fn first(params: Vec<String>) -> String {
-    params.into_iter().next().unwrap_or_default()
+fn first(params: Vec<Option<String>>) -> String {
+    params.into_iter().next().flatten().unwrap_or_default()
+}
+
+/// The checked value of the parameter at `i` (required ones are always there).
+fn nth(params: &[Option<String>], i: usize) -> Option<String> {
+    params.get(i).cloned().flatten()
+}
+
+/// The recipient of a mail round trip: mail goes to an address, so an
+/// object ID (allowed for `from`) will not do.
+fn check_recipient(s: &str) -> Result<String, String> {
+    if values::is_guid(s) {
+        return Err(format!(
+            "invalid to \"{s}\": expected the recipient's e-mail address (user@domain); mail cannot be addressed to an object ID"
+        ));
+    }
+    values::check_email(s)
+}
+
+/// A subscription name: checked here for its form, and once all
+/// subscriptions are read for existence.
+fn check_subscription_ref(s: &str) -> Result<String, String> {
+    values::check_name(s).map(|()| s.to_owned())
 }
 
 const TYPES: &[ProbeType] = &[
@@ -37,25 +68,39 @@ const TYPES: &[ProbeType] = &[
     ProbeType { name: "organization", params: &[], build: |_| ProbeKind::Organization },
     ProbeType {
         name: "exchange",
-        params: &[Param { key: "mailbox", check: |s| values::check_user("mailbox", s) }],
+        params: &[required("mailbox", |s| values::check_user("mailbox", s))],
         build: |p| ProbeKind::Exchange { mailbox: first(p) },
     },
     ProbeType {
         name: "sharepoint",
-        params: &[Param { key: "site", check: values::check_site }],
+        params: &[required("site", values::check_site)],
         build: |p| ProbeKind::Sharepoint { site: first(p) },
     },
     ProbeType {
         name: "onedrive",
-        params: &[Param { key: "user", check: |s| values::check_user("user", s) }],
+        params: &[required("user", |s| values::check_user("user", s))],
         build: |p| ProbeKind::Onedrive { user: first(p) },
     },
     ProbeType {
         name: "teams",
-        params: &[Param { key: "team_id", check: values::check_guid }],
+        params: &[required("team_id", values::check_guid)],
         build: |p| ProbeKind::Teams { team_id: first(p) },
     },
     ProbeType { name: "service_health", params: &[], build: |_| ProbeKind::ServiceHealth },
+    ProbeType {
+        name: "mail_roundtrip",
+        params: &[
+            required("from", |s| values::check_user("from", s)),
+            required("to", check_recipient),
+            optional("to_subscription", check_subscription_ref),
+        ],
+        build: |p| ProbeKind::MailRoundtrip {
+            from: nth(&p, 0).unwrap_or_default(),
+            to: nth(&p, 1).unwrap_or_default(),
+            to_subscription: nth(&p, 2),
+        },
+    },
+    ProbeType { name: "message_center", params: &[], build: |_| ProbeKind::MessageCenter },
 ];
 
 /// A checked probe entry; interval and timeout are resolved per subscription.
@@ -65,6 +110,13 @@ pub(super) struct ProbeSpec {
     pub kind: ProbeKind,
     pub interval: Option<Located<Duration>>,
     pub timeout: Option<Located<Duration>>,
+    /// Where the entry is written (the built-in default probes have no place).
+    pub at: Option<Loc>,
+    /// The entry's key path, e.g. `subscriptions[0].probes[2]`.
+    pub path: String,
+    /// `to_subscription` of a mail round trip, checked to exist once all
+    /// subscriptions are known.
+    pub to_subscription: Option<Located<String>>,
 }
 
 /// Parses a `probes:` list. Invalid entries are reported and left out;
@@ -140,18 +192,28 @@ fn parse_one(r: &mut Report, node: &Node, path: &str) -> Option<(ProbeSpec, Opti
     }
 
     let mut params = Vec::new();
+    let mut to_subscription = None;
     for p in ty.map(|t| t.params).unwrap_or_default() {
         let Some(node) = map.get(p.key) else {
-            r.error(
-                map.loc,
-                path,
-                format!("missing required key \"{}\" for a probe of type \"{}\"", p.key, ty.map_or("", |t| t.name)),
-            );
+            if p.required {
+                r.error(
+                    map.loc,
+                    path,
+                    format!("missing required key \"{}\" for a probe of type \"{}\"", p.key, ty.map_or("", |t| t.name)),
+                );
+            } else {
+                params.push(None);
+            }
             continue;
         };
         let Some(s) = string_of(r, node, &map.path_of(p.key)) else { continue };
         match (p.check)(&s.value) {
-            Ok(v) => params.push(v),
+            Ok(v) => {
+                if p.key == "to_subscription" {
+                    to_subscription = Some(Located { value: v.clone(), loc: s.loc, path: s.path.clone() });
+                }
+                params.push(Some(v));
+            }
             Err(msg) => r.error(s.loc, &s.path, msg),
         }
     }
@@ -182,6 +244,9 @@ fn parse_one(r: &mut Report, node: &Node, path: &str) -> Option<(ProbeSpec, Opti
         kind: (ty.build)(params),
         interval,
         timeout,
+        at: map.loc,
+        path: path.to_owned(),
+        to_subscription,
     };
     Some((spec, name_loc))
 }

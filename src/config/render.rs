@@ -209,6 +209,12 @@ struct ProbeOut<'a> {
     user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     team_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_subscription: Option<&'a str>,
     interval: String,
     timeout: String,
 }
@@ -222,6 +228,9 @@ impl<'a> ProbeOut<'a> {
             site: None,
             user: None,
             team_id: None,
+            from: None,
+            to: None,
+            to_subscription: None,
             interval: format_duration(p.interval),
             timeout: format_duration(p.timeout),
         };
@@ -230,7 +239,12 @@ impl<'a> ProbeOut<'a> {
             ProbeKind::Sharepoint { site } => out.site = Some(site),
             ProbeKind::Onedrive { user } => out.user = Some(user),
             ProbeKind::Teams { team_id } => out.team_id = Some(team_id),
-            ProbeKind::Auth | ProbeKind::Organization | ProbeKind::ServiceHealth => {}
+            ProbeKind::MailRoundtrip { from, to, to_subscription } => {
+                out.from = Some(from);
+                out.to = Some(to);
+                out.to_subscription = to_subscription.as_deref();
+            }
+            ProbeKind::Auth | ProbeKind::Organization | ProbeKind::ServiceHealth | ProbeKind::MessageCenter => {}
         }
         out
     }

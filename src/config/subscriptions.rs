@@ -53,6 +53,7 @@ pub(super) fn parse_list(
     };
     let mut subs = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut refs = Vec::new();
     for (path, item) in items {
         let Some(map) = MapView::new(r, item, &path) else { continue };
         map.deny_unknown(r, SUBSCRIPTION_KEYS);
@@ -68,9 +69,15 @@ pub(super) fn parse_list(
             seen.insert(n.value.clone(), path.clone());
             true
         });
-        if let Some(sub) = parse_one(r, &map, name, global, creds, defaults) {
+        if let Some(sub) = parse_one(r, &map, name, global, creds, defaults, &mut refs) {
             subs.push(sub);
         }
+    }
+    // A reference may point forward in the file, so it is checked once all names are known.
+    let mut known: Vec<&str> = seen.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    for to in refs.iter().filter(|to| !seen.contains_key(&to.value)) {
+        r.error(to.loc, &to.path, unknown("subscription", &to.value, &known));
     }
     subs
 }
@@ -82,6 +89,7 @@ fn parse_one(
     global: &GlobalSection,
     creds: &CredentialsSection,
     defaults: &Defaults,
+    refs: &mut Vec<Located<String>>,
 ) -> Option<Subscription> {
     let tenant_id = map
         .required_string(r, "tenant_id")
@@ -130,6 +138,9 @@ fn parse_one(
                         kind: k.clone(),
                         interval: None,
                         timeout: None,
+                        at: None,
+                        path: String::new(),
+                        to_subscription: None,
                     })
                     .collect(),
             ),
@@ -137,6 +148,7 @@ fn parse_one(
     };
 
     let interval = interval?;
+    refs.extend(specs.iter().flatten().filter_map(|p| p.to_subscription.clone()));
     let probes = specs?.into_iter().filter_map(|spec| effective(r, spec, &interval, global)).collect::<Vec<_>>();
     Some(Subscription {
         name: name?.value,
@@ -155,7 +167,29 @@ fn effective(
     global: &GlobalSection,
 ) -> Option<ProbeConfig> {
     let interval = spec.interval.unwrap_or_else(|| sub_interval.clone());
-    let timeout = spec.timeout.unwrap_or_else(|| global.timeout.clone());
+    let timeout = match (spec.timeout, spec.kind.default_timeout()) {
+        (Some(t), _) => t,
+        (None, Some(default)) => {
+            if default > interval.value {
+                r.error(
+                    spec.at,
+                    &spec.path,
+                    format!(
+                        "a {} probe waits up to its timeout (default {}) and runs at most once per interval, \
+                         but the interval is {} ({}); set \"interval\" to {} or more, or a shorter \"timeout\"",
+                        spec.kind.type_name(),
+                        format_duration(default),
+                        format_duration(interval.value),
+                        source(&interval, &spec.path),
+                        format_duration(default)
+                    ),
+                );
+                return None;
+            }
+            Located { value: default, loc: None, path: format!("{}.timeout", spec.path) }
+        }
+        (None, None) => global.timeout.clone(),
+    };
     if timeout.value > interval.value {
         // Point at the more specific of the two settings: that is the one to change.
         let (at, other) =

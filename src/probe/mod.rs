@@ -7,6 +7,8 @@
 mod auth;
 mod common;
 mod exchange;
+mod mail;
+mod message_center;
 mod onedrive;
 mod organization;
 mod service_health;
@@ -17,9 +19,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::auth::TokenProvider;
-use crate::config::{Credential, Global, ProbeKind, Subscription};
+use crate::config::{Config, Credential, Global, ProbeKind, Subscription};
 use crate::graph::GraphClient;
 
+pub use mail::{MAIL_DELIVERY_BUCKETS, POLL_INTERVAL, PROBE_HEADER, SUBJECT_PREFIX, run_limit};
+pub use message_center::MessageCenterSnapshot;
 pub use service_health::{HealthSnapshot, ServiceStatus, is_operational, normalize_status};
 pub use sharepoint::site_path;
 
@@ -52,11 +56,15 @@ pub enum FailureReason {
     Throttled,
     /// Sign-in failed for another reason (configuration, policy, ...).
     AuthFailed,
+    /// Mail round trip: Exchange did not accept the message (draft or send failed).
+    SendFailed,
+    /// Mail round trip: the message was accepted but did not arrive within the timeout.
+    NotDelivered,
 }
 
 impl FailureReason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [FailureReason; 13] = [
+    pub const ALL: [FailureReason; 15] = [
         FailureReason::Timeout,
         FailureReason::Network,
         FailureReason::Http5xx,
@@ -70,6 +78,8 @@ impl FailureReason {
         FailureReason::TenantNotFound,
         FailureReason::Throttled,
         FailureReason::AuthFailed,
+        FailureReason::SendFailed,
+        FailureReason::NotDelivered,
     ];
 
     /// The `reason` label value.
@@ -88,6 +98,8 @@ impl FailureReason {
             FailureReason::TenantNotFound => "tenant_not_found",
             FailureReason::Throttled => "throttled",
             FailureReason::AuthFailed => "auth_failed",
+            FailureReason::SendFailed => "send_failed",
+            FailureReason::NotDelivered => "not_delivered",
         }
     }
 }
@@ -121,10 +133,10 @@ impl Workload {
         match kind {
             ProbeKind::Auth => Workload::Identity,
             ProbeKind::Organization => Workload::Directory,
-            ProbeKind::Exchange { .. } => Workload::Exchange,
+            ProbeKind::Exchange { .. } | ProbeKind::MailRoundtrip { .. } => Workload::Exchange,
             ProbeKind::Sharepoint { .. } | ProbeKind::Onedrive { .. } => Workload::SharePoint,
             ProbeKind::Teams { .. } => Workload::Teams,
-            ProbeKind::ServiceHealth => Workload::ServiceCommunications,
+            ProbeKind::ServiceHealth | ProbeKind::MessageCenter => Workload::ServiceCommunications,
         }
     }
 
@@ -162,6 +174,11 @@ pub enum Outcome {
 pub struct RunDetails {
     /// Service health, from a `service_health` probe that got that far.
     pub health: Option<HealthSnapshot>,
+    /// Send-to-inbox time of a delivered `mail_roundtrip` message; it is
+    /// the run's duration.
+    pub delivery: Option<Duration>,
+    /// Message center counts, from a successful `message_center` run.
+    pub message_center: Option<MessageCenterSnapshot>,
 }
 
 /// A small log of one run, shown by `/probe?debug=true`. It never holds secrets:
@@ -208,6 +225,10 @@ pub struct ProbeContext<'a> {
     pub tokens: &'a TokenProvider,
     /// Graph HTTP client.
     pub graph: &'a GraphClient,
+    /// The whole configuration (a mail round trip may read with another subscription's sign-in).
+    pub config: &'a Config,
+    /// The probe's configured timeout (a mail round trip waits this long for delivery).
+    pub timeout: Duration,
 }
 
 /// Runs one probe of `kind` once. Never panics on peer input; never retries.
@@ -220,5 +241,9 @@ pub async fn run(kind: &ProbeKind, ctx: &ProbeContext<'_>, log: &mut ProbeLog) -
         ProbeKind::Onedrive { user } => (onedrive::run(ctx, user, log).await, RunDetails::default()),
         ProbeKind::Teams { team_id } => (teams::run(ctx, team_id, log).await, RunDetails::default()),
         ProbeKind::ServiceHealth => service_health::run(ctx, log).await,
+        ProbeKind::MailRoundtrip { from, to, to_subscription } => {
+            mail::run(ctx, from, to, to_subscription.as_deref(), log).await
+        }
+        ProbeKind::MessageCenter => message_center::run(ctx, log).await,
     }
 }

@@ -77,7 +77,7 @@ fn normalize_classification(raw: &str) -> &'static str {
 }
 
 /// Fetches a collection, following `@odata.nextLink`.
-async fn collect(ctx: &ProbeContext<'_>, path: &str, log: &mut ProbeLog) -> Result<Vec<Value>, Outcome> {
+pub(super) async fn collect(ctx: &ProbeContext<'_>, path: &str, log: &mut ProbeLog) -> Result<Vec<Value>, Outcome> {
     let token = common::token(ctx, false, log).await?;
     let mut url = ctx.graph.url(path);
     let mut items = Vec::new();
@@ -145,7 +145,7 @@ pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome,
         if not_ok.is_empty() { String::new() } else { format!(": {}", not_ok.join(", ")) },
         counts.values().sum::<u64>()
     ));
-    (Outcome::Success, RunDetails { health: Some(HealthSnapshot { services, issues: counts }) })
+    (Outcome::Success, RunDetails { health: Some(HealthSnapshot { services, issues: counts }), ..Default::default() })
 }
 
 #[cfg(test)]
