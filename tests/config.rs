@@ -750,6 +750,7 @@ fn example_config_loads_and_covers_everything() {
     let config = parse_str_with_env(&text, "examples/m365mon.yml", path.parent().expect("has a directory"), &fake_env)
         .unwrap_or_else(|e| panic!("example should load:\n{e}"));
     assert_eq!(config.subscriptions.len(), 5);
+    assert_eq!(config.discovery.len(), 1);
 
     let mut kinds: Vec<&str> = config
         .credentials
