@@ -1,11 +1,12 @@
 //! The running exporter: config in force, store, runner and scheduler, and reload.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::discovery::{self, Discoverer, RefreshError};
 use crate::metrics::BuildInfo;
 use crate::runner::Runner;
 use crate::scheduler::Scheduler;
@@ -44,6 +45,10 @@ pub struct App {
     ready: AtomicBool,
     /// Build metadata for `/metrics` and the landing page.
     pub build: BuildInfo,
+    /// The config as loaded; the runner's adds discovered subscriptions.
+    file_config: RwLock<Arc<Config>>,
+    discovery: Discoverer,
+    me: Weak<App>,
 }
 
 /// The HTTP client for Entra ID and Graph: rustls, no redirects (a redirect
@@ -60,22 +65,63 @@ pub fn http_client() -> reqwest::Client {
 
 impl App {
     /// Starts probing `config` at once.
+    /// Discovery entries start their first refresh at once.
     pub fn start(source: ConfigSource, config: Config, http: reqwest::Client) -> Arc<App> {
         let store = Arc::new(Store::new());
-        store.sync_config(&config);
         store.record_reload(true);
         let config = Arc::new(config);
-        let runner = Runner::new(http, config.clone(), store);
+        let runner = Runner::new(http.clone(), config.clone(), store);
         let scheduler = Scheduler::new(runner.clone());
-        scheduler.apply(&config);
-        Arc::new(App {
+        let app = Arc::new_cyclic(|me| App {
             source,
             runner,
             scheduler,
             reload_lock: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(true),
             build: BuildInfo::current(),
-        })
+            file_config: RwLock::new(config.clone()),
+            discovery: Discoverer::new(http),
+            me: me.clone(),
+        });
+        app.apply(&config);
+        app.discovery.apply(&config, Arc::downgrade(&app));
+        app
+    }
+
+    /// Puts `file` plus the discovered subscriptions in force: store,
+    /// runner and scheduler, as a reload does. Callers serialise through
+    /// `reload_lock` (or run before anyone else can).
+    fn apply(&self, file: &Config) {
+        let merged = discovery::merge(file, &self.discovery.found(file));
+        self.store().sync_config(&merged.config);
+        self.store().update(|s| {
+            s.relationship_expiry = merged.relationship_expiry;
+            s.discovery.retain(|name, _| merged.counts.contains_key(name));
+            for (name, n) in merged.counts {
+                s.discovery.entry(name).or_default().subscriptions = n;
+            }
+        });
+        let config = Arc::new(merged.config);
+        self.runner.set_config(config.clone());
+        self.scheduler.apply(&config);
+    }
+
+    /// Reads discovery entry `name`'s customers now (the periodic task does
+    /// the same). A changed list is put in force at once; a failure keeps
+    /// the last good list. Returns whether the list changed.
+    pub async fn refresh_discovery(&self, name: &str) -> Result<bool, RefreshError> {
+        let file = self.file_config();
+        let changed = self.discovery.refresh(name, &file, self.store()).await?;
+        if changed {
+            let _one_at_a_time = self.reload_lock.lock().await;
+            self.apply(&self.file_config());
+        }
+        Ok(changed)
+    }
+
+    /// The config as loaded from the source, without discovered subscriptions.
+    pub fn file_config(&self) -> Arc<Config> {
+        self.file_config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The store `/metrics` reads.
@@ -88,7 +134,7 @@ impl App {
         &self.runner
     }
 
-    /// The config in force.
+    /// The config in force: the file's subscriptions plus discovered ones.
     pub fn config(&self) -> Arc<Config> {
         self.runner.config()
     }
@@ -109,12 +155,11 @@ impl App {
         let _one_at_a_time = self.reload_lock.lock().await;
         match self.source.load() {
             Ok(config) => {
-                self.store().sync_config(&config);
-                let config = Arc::new(config);
-                self.runner.set_config(config.clone());
-                self.scheduler.apply(&config);
+                *self.file_config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config.clone());
+                self.discovery.apply(&config, self.me.clone());
+                self.apply(&config);
                 self.store().record_reload(true);
-                tracing::info!(subscriptions = config.subscriptions.len(), "configuration reloaded");
+                tracing::info!(subscriptions = self.config().subscriptions.len(), "configuration reloaded");
                 Ok(())
             }
             Err(e) => {
@@ -125,8 +170,9 @@ impl App {
         }
     }
 
-    /// Stops all probe tasks.
+    /// Stops all probe and discovery tasks.
     pub fn shutdown(&self) {
+        self.discovery.shutdown();
         self.scheduler.shutdown();
     }
 }

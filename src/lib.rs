@@ -11,6 +11,7 @@
 //! - [`scheduler`]: one task per (subscription, probe) at a stable phase.
 //! - [`state`], [`metrics`]: latest results and counters; exposition built on each scrape.
 //! - [`app`]: the running exporter and reload; [`http`], [`landing`]: its endpoints.
+//! - [`discovery`]: partner tenants whose GDAP customers become subscriptions.
 //! - [`web`]: the HTTP accept loop, TLS and basic auth (exporter-toolkit web config).
 //! - [`sim`]: the Entra ID and Graph simulator used by tests and `m365mon demo`; [`demo`] wires it up.
 //! - [`logging`]: logfmt or JSON logs.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod graph;
 pub mod http;
 pub mod landing;

@@ -62,6 +62,24 @@ pub mod names {
         ("m365mon_token_request_failures_total", "Failed token requests by reason.");
     pub const CREDENTIAL_EXPIRY: (&str, &str) =
         ("m365mon_credential_expiry_timestamp_seconds", "When the certificate of a certificate credential expires.");
+    pub const DISCOVERY_LAST_SUCCESS: (&str, &str) = (
+        "m365mon_discovery_last_success_timestamp_seconds",
+        "When the discovery last read its partner's customer list successfully.",
+    );
+    pub const DISCOVERY_SUBSCRIPTIONS: (&str, &str) = (
+        "m365mon_discovery_subscriptions",
+        "Subscriptions the discovery contributes now (customers after exclusions and explicit subscriptions).",
+    );
+    pub const DISCOVERY_REFRESHES: (&str, &str) =
+        ("m365mon_discovery_refreshes_total", "Attempts to read the partner's customer list, successful or not.");
+    pub const DISCOVERY_FAILURES: (&str, &str) = (
+        "m365mon_discovery_refresh_failures_total",
+        "Failed attempts to read the partner's customer list by reason; the last good list stays in force.",
+    );
+    pub const RELATIONSHIP_EXPIRY: (&str, &str) = (
+        "m365mon_relationship_expiry_timestamp_seconds",
+        "When the partner's latest GDAP relationship in force with the subscription's tenant ends.",
+    );
     pub const BUILD_INFO: (&str, &str) = (
         "m365mon_build_info",
         "A metric with a constant '1' value labeled by version, revision and rustc_version from which m365mon was built.",
@@ -314,6 +332,7 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
     for (cred, ts) in &snapshot.credential_expiry {
         f.gauge(CREDENTIAL_EXPIRY, &[("credential", cred)], *ts as f64);
     }
+    add_discovery(&mut f, snapshot);
     f.gauge(
         BUILD_INFO,
         &[("version", build.version), ("revision", build.revision), ("rustc_version", build.rustc_version)],
@@ -322,4 +341,23 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
     f.gauge(RELOAD_OK, &[], bool_f(snapshot.reload.last_successful));
     f.gauge(RELOAD_TS, &[], snapshot.reload.last_success_at);
     f.encode()
+}
+
+/// The discovery series and the relationship end dates.
+fn add_discovery(f: &mut Families, snapshot: &Snapshot) {
+    use names::*;
+    for (name, d) in &snapshot.discovery {
+        let l = [("discovery", name.as_str())];
+        if let Some(t) = d.last_success_at {
+            f.gauge(DISCOVERY_LAST_SUCCESS, &l, t);
+        }
+        f.gauge(DISCOVERY_SUBSCRIPTIONS, &l, d.subscriptions as f64);
+        f.counter(DISCOVERY_REFRESHES, &l, d.refreshes as f64);
+        for (reason, n) in &d.failures {
+            f.counter(DISCOVERY_FAILURES, &[("discovery", name), ("reason", reason.as_str())], *n as f64);
+        }
+    }
+    for (sub, ts) in &snapshot.relationship_expiry {
+        f.gauge(RELATIONSHIP_EXPIRY, &[("subscription", sub)], *ts as f64);
+    }
 }

@@ -117,6 +117,19 @@ pub struct ReloadStatus {
     pub last_success_at: f64,
 }
 
+/// One discovery entry's refreshes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiscoveryState {
+    /// Refresh attempts.
+    pub refreshes: u64,
+    /// Failed refreshes by reason.
+    pub failures: BTreeMap<FailureReason, u64>,
+    /// When a refresh last succeeded.
+    pub last_success_at: Option<f64>,
+    /// Subscriptions it contributes now.
+    pub subscriptions: usize,
+}
+
 /// Everything `/metrics` shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -126,6 +139,10 @@ pub struct Snapshot {
     pub credential_expiry: BTreeMap<String, i64>,
     /// Reload status.
     pub reload: ReloadStatus,
+    /// Per discovery entry.
+    pub discovery: BTreeMap<String, DiscoveryState>,
+    /// When the partner's GDAP relationship ends, per subscription.
+    pub relationship_expiry: BTreeMap<String, i64>,
 }
 
 /// The shared store.
@@ -152,6 +169,11 @@ impl Store {
     /// A copy of the current state.
     pub fn snapshot(&self) -> Snapshot {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the state under the write lock (bookkeeping outside the probe path, e.g. discovery).
+    pub fn update<R>(&self, f: impl FnOnce(&mut Snapshot) -> R) -> R {
+        f(&mut self.write())
     }
 
     /// Runs `f` on the current state without copying it.

@@ -340,6 +340,52 @@ const INVALID: &[(&str, &str)] = &[
         "timeout-over-subscription-interval",
         "timeout-over-subscription-interval.yml:9:21: subscriptions[0].probe_interval: timeout 15s (default of global.probe_timeout) is longer than the interval 10s (set here)",
     ),
+    // discovery
+    ("discovery-not-list", "discovery-not-list.yml:6:3: discovery: expected a list, found a mapping"),
+    (
+        "discovery-unknown-key",
+        "discovery-unknown-key.yml:9:5: discovery[0]: unknown key \"refresh_intervall\"; did you mean \"refresh_interval\"?",
+    ),
+    (
+        "discovery-missing-partner",
+        "discovery-missing-partner.yml:6:5: discovery[0]: missing required key \"partner_tenant_id\"",
+    ),
+    (
+        "discovery-bad-partner",
+        "discovery-bad-partner.yml:8:24: discovery[0].partner_tenant_id: invalid partner_tenant_id \"partner\": expected a tenant GUID or a domain such as contoso.onmicrosoft.com",
+    ),
+    (
+        "discovery-bad-name-no-credential",
+        "discovery-bad-name-no-credential.yml:6:5: discovery[0]: missing required key \"credential\"\ndiscovery-bad-name-no-credential.yml:6:11: discovery[0].name: invalid name \"Partner One\": must match [a-z0-9][a-z0-9_.-]*",
+    ),
+    (
+        "discovery-unknown-credential",
+        "discovery-unknown-credential.yml:7:17: discovery[0].credential: unknown credential \"partner-ap\"; did you mean \"partner-app\"?",
+    ),
+    (
+        "discovery-duplicate-name",
+        "discovery-duplicate-name.yml:9:11: discovery[1].name: duplicate discovery name \"partner\" (also used by discovery[0])",
+    ),
+    (
+        "discovery-bad-exclude",
+        "discovery-bad-exclude.yml:9:15: discovery[0].exclude[0]: invalid GUID \"fabrikam.onmicrosoft.com\": expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx with hexadecimal digits (customers are excluded by tenant GUID)",
+    ),
+    (
+        "discovery-bad-refresh-interval",
+        "discovery-bad-refresh-interval.yml:9:23: discovery[0].refresh_interval: invalid duration \"hourly\": expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+    ),
+    (
+        "discovery-template-unknown-key",
+        "discovery-template-unknown-key.yml:10:7: discovery[0].subscription_template: unknown key \"name\"; expected one of: credential, admins, probes, probe_interval",
+    ),
+    (
+        "discovery-template-unknown-credential",
+        "discovery-template-unknown-credential.yml:10:19: discovery[0].subscription_template.credential: unknown credential \"customer-app\"; expected one of: partner-app",
+    ),
+    (
+        "discovery-template-timeout-over-interval",
+        "discovery-template-timeout-over-interval.yml:13:20: discovery[0].subscription_template.probes[0].timeout: timeout 45s (set here) is longer than the interval 30s (discovery[0].subscription_template.probe_interval)",
+    ),
     // several problems: all reported, in file order
     (
         "many-problems",
@@ -462,6 +508,43 @@ fn no_subscriptions_summary() {
          app: client secret (inline); not used by any subscription\n\
          no subscriptions are configured: nothing will be probed\n"
     );
+}
+
+/// Discovery entries: the template resolves like a subscription (defaults,
+/// global, interval and timeout), the credential falls back to the
+/// discovery's own, exclusions are normalised, and the summary lists them.
+#[test]
+fn discovery_entries_resolve_their_template() {
+    let config = load_valid("discovery.yml");
+    let [d, second] = config.discovery.as_slice() else { panic!("two discovery entries expected") };
+    assert_eq!(d.name, "partner");
+    assert_eq!(d.credential, "partner-app");
+    assert_eq!(d.partner_tenant_id, "aaaaaaaa-1111-4111-8111-000000000001");
+    assert_eq!(d.refresh_interval, Duration::from_secs(1800));
+    assert_eq!(d.exclude, ["bbbbbbbb-2222-4222-8222-000000000002"]);
+    let t = &d.template;
+    assert_eq!(t.credential, "customer-app");
+    assert_eq!(t.admins, ["noc@reseller.example", "ops@reseller.example"]);
+    let probes: Vec<(&str, u64, u64)> =
+        t.probes.iter().map(|p| (p.name.as_str(), p.interval.as_secs(), p.timeout.as_secs())).collect();
+    assert_eq!(probes, [("auth", 300, 15), ("health", 600, 30)]);
+
+    assert_eq!(second.refresh_interval, m365mon::config::DEFAULT_REFRESH_INTERVAL);
+    assert_eq!(second.partner_tenant_id, "partner2.onmicrosoft.com");
+    assert!(second.exclude.is_empty());
+    assert_eq!(second.template.credential, "partner-app");
+    assert_eq!(second.template.admins, ["noc@reseller.example"]);
+    let names: Vec<&str> = second.template.probes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["auth", "organization", "service_health"]);
+    assert!(second.template.probes.iter().all(|p| p.interval == Duration::from_secs(120)));
+
+    let summary = config.summary();
+    assert!(summary.contains("  customer-app: client secret (inline); used by 1 subscription and discovery partner\n"));
+    assert!(summary.contains("  partner-app: client secret (inline); used by discovery partner, second\n"));
+    assert!(summary.contains(
+        "discovery:\n  partner: customers of partner tenant aaaaaaaa-1111-4111-8111-000000000001 (credential partner-app), \
+         refreshed every 30m, 1 tenant excluded; each gets credential customer-app, 2 admins; probes auth (5m), health (10m)\n"
+    ));
 }
 
 fn probe<'a>(config: &'a Config, sub: &str, probe: &str) -> &'a ProbeConfig {
@@ -730,6 +813,7 @@ fn example_config_loads_and_covers_everything() {
     let config = parse_str_with_env(&text, "examples/m365mon.yml", path.parent().expect("has a directory"), &fake_env)
         .unwrap_or_else(|e| panic!("example should load:\n{e}"));
     assert_eq!(config.subscriptions.len(), 5);
+    assert_eq!(config.discovery.len(), 1);
 
     let mut kinds: Vec<&str> = config
         .credentials

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use m365mon::metrics::{BuildInfo, encode};
 use m365mon::probe::{FailureReason, HealthSnapshot, Outcome, ServiceStatus, Workload};
-use m365mon::state::{ProbeState, Snapshot, Store, SubscriptionState};
+use m365mon::state::{DiscoveryState, ProbeState, Snapshot, Store, SubscriptionState};
 
 fn build() -> BuildInfo {
     BuildInfo { version: "0.1.0", revision: "abc", rustc_version: "1.95.0" }
@@ -36,6 +36,17 @@ fn sample() -> Snapshot {
     });
     snap.subscriptions.insert("contoso".into(), sub);
     snap.credential_expiry.insert("cert-app".into(), 4_102_444_800);
+    snap.discovery.insert(
+        "partner".into(),
+        DiscoveryState {
+            refreshes: 3,
+            failures: BTreeMap::from([(FailureReason::Forbidden, 1)]),
+            last_success_at: Some(1_700_000_100.0),
+            subscriptions: 1,
+        },
+    );
+    snap.discovery.insert("never-read".into(), DiscoveryState { refreshes: 1, ..Default::default() });
+    snap.relationship_expiry.insert("contoso".into(), 1_772_323_200);
     snap.reload.last_successful = true;
     snap.reload.last_success_at = 1_700_000_000.0;
     snap
@@ -91,9 +102,19 @@ fn exposition_carries_the_contract() {
         "m365mon_credential_expiry_timestamp_seconds{credential=\"cert-app\"} 4102444800",
         "m365mon_build_info{version=\"0.1.0\",revision=\"abc\",rustc_version=\"1.95.0\"} 1",
         "m365mon_config_last_reload_successful 1",
+        "# TYPE m365mon_discovery_last_success_timestamp_seconds gauge",
+        "m365mon_discovery_last_success_timestamp_seconds{discovery=\"partner\"} 1700000100",
+        "m365mon_discovery_subscriptions{discovery=\"partner\"} 1",
+        "m365mon_discovery_subscriptions{discovery=\"never-read\"} 0",
+        "# TYPE m365mon_discovery_refreshes_total counter",
+        "m365mon_discovery_refreshes_total{discovery=\"partner\"} 3",
+        "m365mon_discovery_refresh_failures_total{discovery=\"partner\",reason=\"forbidden\"} 1",
+        "m365mon_relationship_expiry_timestamp_seconds{subscription=\"contoso\"} 1772323200",
     ] {
         assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
     }
+    // A discovery that never read its list has no success timestamp (not a fake 0).
+    assert!(!text.contains("m365mon_discovery_last_success_timestamp_seconds{discovery=\"never-read\"}"));
     // A probe that never completed a run has no success series (not a fake 0).
     assert!(!text.contains("m365mon_probe_success{subscription=\"contoso\",probe=\"health\"}"));
     // The last run of exchange was throttled: success stays 0 from the failure before it.

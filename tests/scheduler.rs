@@ -126,6 +126,7 @@ fn config(subs: Vec<(&str, Vec<ProbeConfig>)>, max_concurrent: usize) -> Config 
                 probes,
             })
             .collect(),
+        discovery: vec![],
     }
 }
 

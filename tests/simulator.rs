@@ -927,6 +927,77 @@ mod graph {
         assert_eq!(next["value"][0]["displayName"], "Delta");
     }
 
+    /// Relationships carry the Graph v1.0 shape, page, can be faulted, and
+    /// customers come and go through the handle and the control API.
+    #[tokio::test]
+    async fn gdap_relationships_and_customer_changes() {
+        let (h, c) = start().await;
+        let t = app_token(&h, &c, ALPHA).await;
+        let url = format!("{}/v1.0/tenantRelationships/delegatedAdminRelationships", h.graph_endpoint());
+        let v: Value = c
+            .get(&url)
+            .bearer_auth(&t)
+            .header("Prefer", "odata.maxpagesize=3")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = v["value"].as_array().unwrap();
+        assert_eq!(page.len(), 3);
+        assert_eq!(page[0]["@odata.type"], "#microsoft.graph.delegatedAdminRelationship");
+        assert_eq!(page[0]["customer"]["tenantId"], BETA);
+        assert_eq!(page[0]["status"], "active");
+        assert!(page[0]["endDateTime"].as_str().unwrap().ends_with("T00:00:00Z"));
+        assert_eq!(page[1]["status"], "expired");
+        assert_eq!(page[1]["endDateTime"], "2024-01-01T00:00:00Z");
+        assert_eq!(page[2]["endDateTime"], "2026-03-01T00:00:00Z");
+        assert_eq!(page[2]["autoExtendDuration"], "P180D");
+        assert!(page[2]["id"].as_str().unwrap().ends_with("-30000000-0000-4000-8000-000000000003"));
+        let next: Value =
+            c.get(v["@odata.nextLink"].as_str().unwrap()).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+        assert_eq!(next["value"][0]["customer"]["displayName"], "Delta");
+        assert!(next.get("@odata.nextLink").is_none());
+
+        // Customers added and removed at runtime.
+        let epsilon = "50000000-0000-4000-8000-000000000005";
+        h.upsert_customer("alpha.example", sim::Customer::new(epsilon, "Epsilon"));
+        assert!(h.remove_customer(ALPHA, BETA));
+        assert!(!h.remove_customer(ALPHA, BETA));
+        let ids = |v: &Value| -> Vec<String> {
+            v["value"].as_array().unwrap().iter().map(|c| c["tenantId"].as_str().unwrap().to_string()).collect()
+        };
+        let cust = format!("{}/v1.0/tenantRelationships/delegatedAdminCustomers", h.graph_endpoint());
+        let v: Value = c.get(&cust).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ids(&v), ["30000000-0000-4000-8000-000000000003", "40000000-0000-4000-8000-000000000004", epsilon]);
+
+        // The control API does the same.
+        let ctl = format!("http://{}/_sim/customers", h.addr());
+        let r = c
+            .post(&ctl)
+            .json(&json!({"partner": ALPHA, "tenant_id": BETA, "display_name": "Beta", "relationship_end": "2027-05-01T00:00:00Z"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r =
+            c.post(&ctl).json(&json!({"partner": ALPHA, "tenant_id": "x", "display_name": "X"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = c.delete(format!("{ctl}?partner={ALPHA}&tenant_id={epsilon}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = c.delete(format!("{ctl}?partner={ALPHA}&tenant_id={epsilon}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let v: Value = c.get(&url).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+        let beta = v["value"].as_array().unwrap().iter().find(|r| r["customer"]["tenantId"] == BETA).unwrap().clone();
+        assert_eq!(beta["endDateTime"], "2027-05-01T00:00:00Z");
+
+        // A fault on the tenant_relationships target breaks both endpoints.
+        h.set_fault(ALPHA, Target::TenantRelationships, Fault::Down);
+        graph_error(c.get(&cust).bearer_auth(&t).send().await.unwrap(), 503, "serviceNotAvailable").await;
+        graph_error(c.get(&url).bearer_auth(&t).send().await.unwrap(), 503, "serviceNotAvailable").await;
+    }
+
     #[tokio::test]
     async fn issues_opened_and_resolved_through_the_handle() {
         let (h, c) = start().await;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::check::{MapView, Report};
-use super::{Config, credentials, global, subscriptions, yaml};
+use super::{Config, credentials, discovery, global, subscriptions, yaml};
 
 /// One problem in a config file, located as precisely as the parser allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Top-level keys. A new section is a new entry here and a parser module.
-const TOP_KEYS: &[&str] = &["global", "credentials", "subscription_defaults", "subscriptions"];
+const TOP_KEYS: &[&str] = &["global", "credentials", "subscription_defaults", "subscriptions", "discovery"];
 
 /// Reads, parses and validates a config file. Relative paths inside it are
 /// resolved against the file's directory.
@@ -122,9 +122,10 @@ pub fn parse_str_with_env(
     let credentials = credentials::parse(&mut r, top.get("credentials"), base_dir, env);
     let defaults = subscriptions::parse_defaults(&mut r, top.get("subscription_defaults"), &credentials);
     let subscriptions = subscriptions::parse_list(&mut r, top.get("subscriptions"), &global, &credentials, &defaults);
+    let discovery = discovery::parse_list(&mut r, top.get("discovery"), &global, &credentials, &defaults);
 
     if !r.is_empty() {
         return Err(ConfigErrors(r.into_sorted()));
     }
-    Ok(Config { global: global.global, credentials: credentials.valid, subscriptions })
+    Ok(Config { global: global.global, credentials: credentials.valid, subscriptions, discovery })
 }

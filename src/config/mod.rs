@@ -9,6 +9,7 @@ mod cert;
 mod check;
 mod cloud;
 mod credentials;
+mod discovery;
 mod global;
 mod load;
 mod probes;
@@ -19,6 +20,7 @@ mod values;
 mod yaml;
 
 pub use cloud::Cloud;
+pub use discovery::DEFAULT_REFRESH_INTERVAL;
 pub use global::{DEFAULT_MAX_CONCURRENT_PROBES, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, parse_str_with_env};
 pub use secret::Secret;
@@ -37,6 +39,38 @@ pub struct Config {
     pub credentials: BTreeMap<String, Credential>,
     /// The monitored tenants, in file order.
     pub subscriptions: Vec<Subscription>,
+    /// Partner tenants whose customers become subscriptions (`discovery:`), in file order.
+    pub discovery: Vec<Discovery>,
+}
+
+/// One `discovery[]` entry: a partner tenant whose GDAP customers are
+/// monitored as subscriptions built from `template`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// The `discovery` label: unique, `[a-z0-9][a-z0-9_.-]*`.
+    pub name: String,
+    /// The credential that signs in to the partner tenant (checked to exist).
+    pub credential: String,
+    /// The partner's tenant GUID or verified domain, lowercased.
+    pub partner_tenant_id: String,
+    /// How often the customer list is read again.
+    pub refresh_interval: Duration,
+    /// What every discovered subscription gets.
+    pub template: SubscriptionTemplate,
+    /// Customer tenant GUIDs (lowercased) never monitored through this entry.
+    pub exclude: Vec<String>,
+}
+
+/// `subscription_template` with `subscription_defaults` and `global`
+/// applied; the credential falls back to the discovery's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionTemplate {
+    /// Name of an entry in [`Config::credentials`] (checked to exist).
+    pub credential: String,
+    /// Owning admins.
+    pub admins: Vec<String>,
+    /// The probes, each with its effective interval and timeout.
+    pub probes: Vec<ProbeConfig>,
 }
 
 /// The `global:` section, resolved.

@@ -40,14 +40,44 @@ impl Config {
         }
         for c in self.credentials.values() {
             let users = self.subscriptions.iter().filter(|s| s.credential == c.name).count();
-            let used = match users {
-                0 => "not used by any subscription".to_owned(),
-                n => format!("used by {}", plural(n, "subscription")),
+            let discoveries: Vec<&str> = self
+                .discovery
+                .iter()
+                .filter(|d| d.credential == c.name || d.template.credential == c.name)
+                .map(|d| d.name.as_str())
+                .collect();
+            let used = match (users, discoveries.is_empty()) {
+                (0, true) => "not used by any subscription".to_owned(),
+                (0, false) => format!("used by discovery {}", discoveries.join(", ")),
+                (n, true) => format!("used by {}", plural(n, "subscription")),
+                (n, false) => format!("used by {} and discovery {}", plural(n, "subscription"), discoveries.join(", ")),
             };
             let _ = writeln!(out, "  {}: {}; {used}", c.name, describe_kind(&c.kind));
         }
-        if self.subscriptions.is_empty() {
+        if !self.discovery.is_empty() {
+            out.push_str("discovery:\n");
+        }
+        for d in &self.discovery {
+            let probes: Vec<String> =
+                d.template.probes.iter().map(|p| format!("{} ({})", p.name, format_duration(p.interval))).collect();
+            let _ = writeln!(
+                out,
+                "  {}: customers of partner tenant {} (credential {}), refreshed every {}, {} excluded; \
+                 each gets credential {}, {}; probes {}",
+                d.name,
+                d.partner_tenant_id,
+                d.credential,
+                format_duration(d.refresh_interval),
+                plural(d.exclude.len(), "tenant"),
+                d.template.credential,
+                plural(d.template.admins.len(), "admin"),
+                probes.join(", ")
+            );
+        }
+        if self.subscriptions.is_empty() && self.discovery.is_empty() {
             out.push_str("no subscriptions are configured: nothing will be probed\n");
+        } else if self.subscriptions.is_empty() {
+            out.push_str("no subscriptions are configured; discovery adds them\n");
         } else {
             out.push_str("subscriptions:\n");
         }

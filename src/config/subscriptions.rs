@@ -13,7 +13,8 @@ use super::yaml::Node;
 use super::{ProbeConfig, Subscription};
 
 const SUBSCRIPTION_KEYS: &[&str] = &["name", "tenant_id", "credential", "admins", "probe_interval", "probes"];
-const DEFAULTS_KEYS: &[&str] = &["credential", "admins", "probes", "probe_interval"];
+/// Keys of `subscription_defaults`, also those of a discovery's `subscription_template`.
+pub(super) const DEFAULTS_KEYS: &[&str] = &["credential", "admins", "probes", "probe_interval"];
 
 /// What `subscription_defaults` fills in. A field that was given but is
 /// invalid is `Err(())`: already reported, and subscriptions relying on it
@@ -94,13 +95,38 @@ fn parse_one(
     let tenant_id = map
         .required_string(r, "tenant_id")
         .and_then(|t| values::check_tenant(&t.value).map_err(|msg| r.error(t.loc, &t.path, msg)).ok());
+    let settings = settings(r, map, global, creds, defaults, None);
+    let Settings { credential, admins, probes } = settings?;
+    Some(Subscription { name: name?.value, tenant_id: tenant_id?, credential, admins, probes })
+}
 
+/// What a subscription (or a discovery's `subscription_template`) resolves
+/// to besides its name and tenant.
+pub(super) struct Settings {
+    pub credential: String,
+    pub admins: Vec<String>,
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// Resolves `credential`, `admins`, `probe_interval` and `probes` of `map`
+/// with `subscription_defaults` and `global` as fallbacks. Without a
+/// credential in `map` or the defaults, `fallback_credential` applies; if
+/// that is `None` too, the missing key is reported.
+pub(super) fn settings(
+    r: &mut Report,
+    map: &MapView<'_>,
+    global: &GlobalSection,
+    creds: &CredentialsSection,
+    defaults: &Defaults,
+    fallback_credential: Option<&str>,
+) -> Option<Settings> {
     let credential = if map.has("credential") {
-        credential_ref(r, map, creds)
+        credential_ref(r, map, creds).map(|c| c.value)
     } else {
-        match &defaults.credential {
-            Some(c) => c.clone().ok(),
-            None => {
+        match (&defaults.credential, fallback_credential) {
+            (Some(c), _) => c.clone().ok().map(|c| c.value),
+            (None, Some(f)) => Some(f.to_owned()),
+            (None, None) => {
                 r.error(map.loc, &map.path, "missing required key \"credential\" (subscription_defaults sets none)");
                 None
             }
@@ -150,13 +176,7 @@ fn parse_one(
     let interval = interval?;
     refs.extend(specs.iter().flatten().filter_map(|p| p.to_subscription.clone()));
     let probes = specs?.into_iter().filter_map(|spec| effective(r, spec, &interval, global)).collect::<Vec<_>>();
-    Some(Subscription {
-        name: name?.value,
-        tenant_id: tenant_id?,
-        credential: credential?.value,
-        admins: admins?,
-        probes,
-    })
+    Some(Settings { credential: credential?, admins: admins?, probes })
 }
 
 /// Applies the interval and timeout fallbacks and checks the timeout fits.
@@ -215,7 +235,9 @@ fn effective(
 /// beat `global`.
 fn specificity(v: &Located<Duration>) -> u8 {
     let probe = v.path.contains(".probes[");
-    match (v.path.starts_with("subscriptions["), v.path.starts_with("subscription_defaults"), probe) {
+    // A discovery's subscription_template stands where a subscription would.
+    let own = v.path.starts_with("subscriptions[") || v.path.starts_with("discovery[");
+    match (own, v.path.starts_with("subscription_defaults"), probe) {
         (true, _, true) => 4,
         (false, true, true) => 3,
         (true, _, false) => 2,
@@ -236,7 +258,7 @@ fn source(v: &Located<Duration>, reported_at: &str) -> String {
 }
 
 /// The `credential` key of `map`, checked to name a defined credential.
-fn credential_ref(r: &mut Report, map: &MapView<'_>, creds: &CredentialsSection) -> Option<Located<String>> {
+pub(super) fn credential_ref(r: &mut Report, map: &MapView<'_>, creds: &CredentialsSection) -> Option<Located<String>> {
     let c = map.required_string(r, "credential")?;
     if creds.defined.contains(&c.value) {
         return Some(c);

@@ -67,6 +67,11 @@ impl Node {
         }
     }
 
+    /// A null node with no place in the file (an absent optional section).
+    pub fn null() -> Node {
+        Node { value: Value::Null, loc: None, raw: None }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self.value, Value::Null)
     }

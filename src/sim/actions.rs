@@ -3,7 +3,7 @@
 use super::clock;
 use super::fault::{Fault, Target};
 use super::state::Runtime;
-use super::world::{IssueSpec, Service, check_status};
+use super::world::{Customer, IssueSpec, Service, check_status};
 
 impl Runtime {
     /// Sets a fault; `tenant` is a GUID or domain.
@@ -91,4 +91,27 @@ impl Runtime {
 /// Checks a status for the control API and scenarios (the handle accepts anything).
 pub(crate) fn known_status(status: &str) -> Result<(), String> {
     check_status(status)
+}
+
+impl Runtime {
+    /// Adds `customer` to the partner tenant's GDAP customers, replacing one
+    /// with the same tenant ID.
+    pub(crate) fn upsert_customer(&mut self, partner: &str, customer: Customer) -> Result<(), String> {
+        let idx = self.world.tenant_index(partner).ok_or_else(|| format!("unknown tenant {partner:?}"))?;
+        let list = &mut self.world.tenants[idx].customers;
+        match list.iter_mut().find(|c| c.tenant_id.eq_ignore_ascii_case(&customer.tenant_id)) {
+            Some(c) => *c = customer,
+            None => list.push(customer),
+        }
+        Ok(())
+    }
+
+    /// Removes a GDAP customer of the partner tenant; `Ok(false)` if it had none such.
+    pub(crate) fn remove_customer(&mut self, partner: &str, tenant_id: &str) -> Result<bool, String> {
+        let idx = self.world.tenant_index(partner).ok_or_else(|| format!("unknown tenant {partner:?}"))?;
+        let list = &mut self.world.tenants[idx].customers;
+        let before = list.len();
+        list.retain(|c| !c.tenant_id.eq_ignore_ascii_case(tenant_id));
+        Ok(list.len() != before)
+    }
 }

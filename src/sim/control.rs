@@ -10,7 +10,7 @@ use super::actions::known_status;
 use super::fault::{Fault, Target};
 use super::http::{Req, Response, json_response};
 use super::state::{Runtime, Shared};
-use super::world::IssueSpec;
+use super::world::{Customer, IssueSpec, RELATIONSHIP_STATUSES};
 
 /// A control API failure: status and reason.
 struct Fail(StatusCode, String);
@@ -49,6 +49,58 @@ struct FaultBody {
     retry_after_seconds: Option<u64>,
     #[serde(default)]
     delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    partner: String,
+    tenant_id: String,
+    display_name: String,
+    #[serde(default)]
+    relationship_status: Option<String>,
+    #[serde(default)]
+    relationship_end: Option<String>,
+}
+
+fn post_customer(shared: &Shared, req: &Req) -> Result<Response, Fail> {
+    let b: CustomerBody = parse(req)?;
+    if !super::ids::is_guid(&b.tenant_id) {
+        return Err(bad(format!("tenant_id {:?} is not a GUID", b.tenant_id)));
+    }
+    let mut customer = Customer::new(&b.tenant_id, &b.display_name);
+    if let Some(status) = b.relationship_status {
+        if !RELATIONSHIP_STATUSES.contains(&status.as_str()) {
+            return Err(bad(format!(
+                "unknown relationship_status {status:?}; expected one of {}",
+                RELATIONSHIP_STATUSES.join(", ")
+            )));
+        }
+        customer.relationships[0].status = status;
+    }
+    if let Some(end) = b.relationship_end {
+        if super::clock::parse_iso_millis(&end).is_none() {
+            return Err(bad(format!("relationship_end {end:?} is not an ISO-8601 UTC time like 2026-06-30T00:00:00Z")));
+        }
+        customer.relationships[0].end = Some(end);
+    }
+    let mut rt = shared.rt();
+    let partner = known_tenant(&rt, &b.partner)?;
+    rt.upsert_customer(&partner, customer).map_err(bad)?;
+    Ok(json_response(StatusCode::OK, &json!({"partner": partner, "tenant_id": b.tenant_id.to_ascii_lowercase()})))
+}
+
+fn delete_customer(shared: &Shared, req: &Req) -> Result<Response, Fail> {
+    let (Some(partner), Some(tenant_id)) = (req.query_param("partner"), req.query_param("tenant_id")) else {
+        return Err(bad("give ?partner=&tenant_id="));
+    };
+    let mut rt = shared.rt();
+    let partner = known_tenant(&rt, &partner)?;
+    if rt.remove_customer(&partner, &tenant_id).map_err(bad)? {
+        Ok(json_response(StatusCode::OK, &json!({"partner": partner, "removed": tenant_id})))
+    } else {
+        Err(Fail(StatusCode::NOT_FOUND, format!("tenant {partner} has no customer {tenant_id:?}")))
+    }
 }
 
 #[derive(Deserialize)]
@@ -204,9 +256,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
             rt.clock_offset += Duration::from_secs(b.seconds);
             Ok(json_response(StatusCode::OK, &json!({"clock_offset_seconds": rt.clock_offset.as_secs()})))
         })(),
+        (&Method::POST, ["customers"]) => post_customer(shared, req),
+        (&Method::DELETE, ["customers"]) => delete_customer(shared, req),
         (
             _,
-            ["faults"]
+            ["customers"]
+            | ["faults"]
             | ["service-health"]
             | ["issues"]
             | ["requests"]
@@ -278,7 +333,8 @@ fn info(shared: &Shared, req: &Req) -> Response {
             "endpoints": [
                 "GET /_sim", "GET /_sim/faults", "POST /_sim/faults", "DELETE /_sim/faults[?tenant=&target=]",
                 "POST /_sim/service-health", "POST /_sim/issues", "POST /_sim/issues/{id}/resolve",
-                "GET /_sim/requests", "POST /_sim/device/approve", "POST /_sim/device/decline", "POST /_sim/mail", "POST /_sim/clock/advance"
+                "GET /_sim/requests", "POST /_sim/device/approve", "POST /_sim/device/decline", "POST /_sim/mail", "POST /_sim/clock/advance",
+                "POST /_sim/customers", "DELETE /_sim/customers?partner=&tenant_id="
             ],
         }),
     )

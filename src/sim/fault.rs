@@ -23,11 +23,13 @@ pub enum Target {
     ServiceHealth,
     /// Mail send and message endpoints (`sendMail`, `messages`, `messages/{id}/send`).
     Mail,
+    /// `/v1.0/tenantRelationships/...` (GDAP customers and relationships).
+    TenantRelationships,
 }
 
 impl Target {
     /// Every target, in declaration order.
-    pub const ALL: [Target; 8] = [
+    pub const ALL: [Target; 9] = [
         Target::Token,
         Target::Organization,
         Target::Exchange,
@@ -36,6 +38,7 @@ impl Target {
         Target::Teams,
         Target::ServiceHealth,
         Target::Mail,
+        Target::TenantRelationships,
     ];
 
     /// The snake_case name used in YAML, JSON and [`FromStr`].
@@ -49,6 +52,7 @@ impl Target {
             Target::Teams => "teams",
             Target::ServiceHealth => "service_health",
             Target::Mail => "mail",
+            Target::TenantRelationships => "tenant_relationships",
         }
     }
 }

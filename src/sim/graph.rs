@@ -16,7 +16,7 @@ use super::jwt::{VerifyError, claim_str, claim_time};
 use super::odata::percent_decode;
 use super::state::Shared;
 use super::world::{Tenant, User};
-use super::{ests, health, ids, mail};
+use super::{ests, gdap, health, ids, mail};
 
 /// Which workload answers, for its error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,7 @@ pub(crate) enum Kind {
     ServiceMessages,
     ServiceMessage(String),
     DelegatedAdminCustomers,
+    DelegatedAdminRelationships,
 }
 
 impl Kind {
@@ -189,7 +190,10 @@ fn route(method: &Method, segs: &[String]) -> Result<Route, NoRoute> {
             }
         }
         [tr, d] if eq(tr, "tenantRelationships") && eq(d, "delegatedAdminCustomers") => {
-            get(None, GDAP_PERMS, W::Directory, DelegatedAdminCustomers)
+            get(Some(Target::TenantRelationships), GDAP_PERMS, W::Directory, DelegatedAdminCustomers)
+        }
+        [tr, d] if eq(tr, "tenantRelationships") && eq(d, "delegatedAdminRelationships") => {
+            get(Some(Target::TenantRelationships), GDAP_PERMS, W::Directory, DelegatedAdminRelationships)
         }
         [] => Err(NoRoute::Segment(String::new())),
         [first, ..] => Err(NoRoute::Segment(first.to_string())),
@@ -520,7 +524,8 @@ async fn endpoint(cx: &Ctx<'_>, route: Route) -> Response {
         Kind::Issue(id) => health::issue(cx, &t, &id),
         Kind::ServiceMessages => health::messages(cx, &t),
         Kind::ServiceMessage(id) => health::message(cx, &t, &id),
-        Kind::DelegatedAdminCustomers => health::delegated_admin_customers(cx, &t),
+        Kind::DelegatedAdminCustomers => gdap::customers(cx, &t),
+        Kind::DelegatedAdminRelationships => gdap::relationships(cx, &t),
     }
 }
 

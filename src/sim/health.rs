@@ -1,5 +1,5 @@
 //! Service communications (`/admin/serviceAnnouncement/*`, protocol doc
-//! 5.1-5.3) and GDAP customers (`/tenantRelationships/delegatedAdminCustomers`).
+//! 5.1-5.3).
 
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
@@ -9,7 +9,7 @@ use super::graph::Ctx;
 use super::http::Response;
 use super::world::{Issue, Message, Service, Tenant};
 
-fn obj(v: Value) -> Map<String, Value> {
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -175,21 +175,4 @@ pub(crate) fn message(cx: &Ctx, t: &Tenant, id: &str) -> Response {
         }
         None => cx.error(StatusCode::NOT_FOUND, "NotFound", &format!("The message '{id}' was not found.")),
     }
-}
-
-pub(crate) fn delegated_admin_customers(cx: &Ctx, t: &Tenant) -> Response {
-    let items = t
-        .customers
-        .iter()
-        .map(|c| obj(json!({"id": c.tenant_id, "tenantId": c.tenant_id, "displayName": c.display_name})))
-        .collect();
-    let spec = CollectionSpec {
-        type_name: "delegatedAdminCustomer",
-        filterable: &["id", "tenantId", "displayName"],
-        default_page: 100,
-        max_page: 300,
-        context: format!("{}/$metadata#tenantRelationships/delegatedAdminCustomers", cx.base),
-        self_url: format!("{}/tenantRelationships/delegatedAdminCustomers", cx.base),
-    };
-    cx.collection(&spec, items)
 }

@@ -88,6 +88,8 @@
 //! | `POST /_sim/device/approve`, `/_sim/device/decline` | `{"user_code"}` | settles a pending device code |
 //! | `POST /_sim/mail` | `{"tenant","delivery_delay_seconds"?,"drop"?}` | changes mail delivery to that tenant's mailboxes |
 //! | `POST /_sim/clock/advance` | `{"seconds"}` | moves the simulator's wall clock forward |
+//! | `POST /_sim/customers` | `{"partner","tenant_id","display_name","relationship_status"?,"relationship_end"?}` | adds (or replaces) a GDAP customer of the partner tenant |
+//! | `DELETE /_sim/customers` | `?partner=&tenant_id=` | removes it (404 if not listed) |
 //!
 //! Tenants are given as GUID or any verified domain.
 //!
@@ -155,7 +157,10 @@
 //!       user: monitor@contoso.com      # who signs in; default the first user
 //!     mail: {delivery_delay_seconds: 2, drop: false}
 //!     customers:                       # delegatedAdminCustomers of a partner tenant
-//!       - {tenant_id: GUID, display_name: Fabrikam}
+//!       - tenant_id: GUID
+//!         display_name: Fabrikam
+//!         relationships:               # optional; default one active, ending in two years
+//!           - {status: active, end: 2026-06-30T00:00:00Z, display_name: ..., auto_extend: PT0S}
 //! ```
 //!
 //! # Scenario file (`--scenario`)
@@ -171,6 +176,7 @@ mod duration;
 mod error;
 mod ests;
 mod fault;
+mod gdap;
 mod graph;
 mod health;
 mod http;
@@ -202,7 +208,8 @@ pub use state::{MAX_RECORDED_REQUESTS, RecordedRequest};
 pub use world::{
     App, AppCertificate, AppSecret, Consent, Customer, DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_VERIFICATION_URI,
     DeviceFlow, DeviceOutcome, FederatedCredential, Issue, IssueSpec, MailSettings, Message, PROBE_ROLES,
-    SERVICE_HEALTH_STATUSES, Service, Site, Team, Tenant, User, World, default_services,
+    RELATIONSHIP_STATUSES, Relationship, SERVICE_HEALTH_STATUSES, Service, Site, Team, Tenant, User, World,
+    default_services,
 };
 
 use state::Shared;
@@ -325,6 +332,23 @@ impl SimHandle {
         if let Err(e) = self.shared().rt().set_mail_delivery(tenant, Some(delay.as_secs()), Some(drop)) {
             tracing::warn!(error = %e, "set_mail_delivery ignored");
         }
+    }
+
+    /// Adds a GDAP customer to the partner tenant (or replaces the one with
+    /// the same tenant ID): `delegatedAdminCustomers` and
+    /// `delegatedAdminRelationships` list it from now on.
+    pub fn upsert_customer(&self, partner: &str, customer: Customer) {
+        if let Err(e) = self.shared().rt().upsert_customer(partner, customer) {
+            tracing::warn!(error = %e, "upsert_customer ignored");
+        }
+    }
+
+    /// Removes a GDAP customer (by tenant ID) from the partner tenant; false if it was not listed.
+    pub fn remove_customer(&self, partner: &str, tenant_id: &str) -> bool {
+        self.shared().rt().remove_customer(partner, tenant_id).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "remove_customer ignored");
+            false
+        })
     }
 
     /// POSTs (and other requests) to the token endpoint for this tenant (GUID

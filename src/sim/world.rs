@@ -406,7 +406,61 @@ pub struct Customer {
     pub tenant_id: String,
     /// Display name.
     pub display_name: String,
+    /// The partner's delegated admin relationships with this customer
+    /// (`/tenantRelationships/delegatedAdminRelationships`).
+    pub relationships: Vec<Relationship>,
 }
+
+impl Customer {
+    /// A customer with one active relationship that ends two years after
+    /// the current day (on the simulator's clock).
+    pub fn new(tenant_id: &str, display_name: &str) -> Self {
+        Customer {
+            tenant_id: tenant_id.to_ascii_lowercase(),
+            display_name: display_name.to_string(),
+            relationships: vec![Relationship::default()],
+        }
+    }
+}
+
+/// One GDAP relationship (`delegatedAdminRelationship`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relationship {
+    /// `displayName`.
+    pub display_name: String,
+    /// `status`: `active`, `expired`, `terminated`, `approvalPending`, ...
+    pub status: String,
+    /// `endDateTime` (ISO-8601 UTC); `None`: two years after the current
+    /// day's midnight UTC on the simulator's clock.
+    pub end: Option<String>,
+    /// `autoExtendDuration`: `PT0S` (default) or `P180D`.
+    pub auto_extend: String,
+}
+
+impl Default for Relationship {
+    fn default() -> Self {
+        Relationship {
+            display_name: "m365mon relationship".into(),
+            status: "active".into(),
+            end: None,
+            auto_extend: "PT0S".into(),
+        }
+    }
+}
+
+/// `status` values of `delegatedAdminRelationship` (Graph v1.0).
+pub const RELATIONSHIP_STATUSES: &[&str] = &[
+    "activating",
+    "active",
+    "approvalPending",
+    "approved",
+    "created",
+    "expired",
+    "expiring",
+    "terminated",
+    "terminating",
+    "terminationRequested",
+];
 
 pub(crate) fn check_status(s: &str) -> Result<(), String> {
     if SERVICE_HEALTH_STATUSES.contains(&s) {

@@ -244,6 +244,21 @@ struct RawMail {
 struct RawCustomer {
     tenant_id: String,
     display_name: String,
+    #[serde(default)]
+    relationships: Option<Vec<RawRelationship>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelationship {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+    #[serde(default)]
+    auto_extend: Option<String>,
 }
 
 impl World {
@@ -582,8 +597,17 @@ fn convert_tenant(
     };
     let mut customers = Vec::new();
     for (j, c) in t.customers.into_iter().enumerate() {
-        let cid = guid(cx, c.referenced, &format!("{p}.customers[{j}].tenant_id"), &c.value.tenant_id)?;
-        customers.push(Customer { tenant_id: cid, display_name: c.value.display_name });
+        let cp = format!("{p}.customers[{j}]");
+        let cid = guid(cx, c.referenced, &format!("{cp}.tenant_id"), &c.value.tenant_id)?;
+        let mut customer = Customer::new(&cid, &c.value.display_name);
+        if let Some(list) = c.value.relationships {
+            customer.relationships = list
+                .into_iter()
+                .enumerate()
+                .map(|(k, r)| relationship(cx, c.referenced, &format!("{cp}.relationships[{k}]"), r))
+                .collect::<Result<_, _>>()?;
+        }
+        customers.push(customer);
     }
     let display_name = t.display_name.unwrap_or_else(|| {
         let d = &domains[0];
@@ -605,6 +629,28 @@ fn convert_tenant(
         device_flow,
         mail,
         customers,
+    })
+}
+
+fn relationship(cx: &Ctx, loc: Location, path: &str, r: RawRelationship) -> Result<Relationship, SimError> {
+    let def = Relationship::default();
+    let status = r.status.unwrap_or(def.status);
+    if !RELATIONSHIP_STATUSES.contains(&status.as_str()) {
+        return Err(cx.err(
+            loc,
+            format!("{path}.status: unknown status {status:?}; expected one of {}", RELATIONSHIP_STATUSES.join(", ")),
+        ));
+    }
+    if let Some(e) = &r.end
+        && super::clock::parse_iso_millis(e).is_none()
+    {
+        return Err(cx.err(loc, format!("{path}.end: {e:?} is not an ISO-8601 UTC time like 2026-06-30T00:00:00Z")));
+    }
+    Ok(Relationship {
+        display_name: r.display_name.unwrap_or(def.display_name),
+        status,
+        end: r.end,
+        auto_extend: r.auto_extend.unwrap_or(def.auto_extend),
     })
 }
 
