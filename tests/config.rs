@@ -343,6 +343,10 @@ const INVALID: &[(&str, &str)] = &[
     // discovery
     ("discovery-not-list", "discovery-not-list.yml:6:3: discovery: expected a list, found a mapping"),
     (
+        "discovery-template-to-subscription",
+        "discovery-template-to-subscription.yml:18:28: discovery[0].subscription_template.probes[0].to_subscription: to_subscription is not supported in a subscription_template",
+    ),
+    (
         "discovery-unknown-key",
         "discovery-unknown-key.yml:9:5: discovery[0]: unknown key \"refresh_intervall\"; did you mean \"refresh_interval\"?",
     ),

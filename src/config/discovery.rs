@@ -98,8 +98,17 @@ fn template(
     t.deny_unknown(r, DEFAULTS_KEYS);
     // A missing or unknown discovery credential is reported already: the
     // empty fallback keeps it from being reported a second time here.
-    let Settings { credential, admins, probes } =
-        settings(r, &t, global, creds, defaults, Some(own_credential.unwrap_or("")))?;
+    let mut refs = Vec::new();
+    let settings = settings(r, &t, global, creds, defaults, Some(own_credential.unwrap_or("")), &mut refs);
+    // A template applies to every customer, so a fixed recipient subscription
+    // would make them all read one mailbox: refused rather than guessed at.
+    for to in &refs {
+        r.error(to.loc, &to.path, "to_subscription is not supported in a subscription_template");
+    }
+    let Settings { credential, admins, probes } = settings?;
+    if !refs.is_empty() {
+        return None;
+    }
     (!credential.is_empty()).then_some(SubscriptionTemplate { credential, admins, probes })
 }
 

@@ -95,7 +95,7 @@ fn parse_one(
     let tenant_id = map
         .required_string(r, "tenant_id")
         .and_then(|t| values::check_tenant(&t.value).map_err(|msg| r.error(t.loc, &t.path, msg)).ok());
-    let settings = settings(r, map, global, creds, defaults, None);
+    let settings = settings(r, map, global, creds, defaults, None, refs);
     let Settings { credential, admins, probes } = settings?;
     Some(Subscription { name: name?.value, tenant_id: tenant_id?, credential, admins, probes })
 }
@@ -111,7 +111,8 @@ pub(super) struct Settings {
 /// Resolves `credential`, `admins`, `probe_interval` and `probes` of `map`
 /// with `subscription_defaults` and `global` as fallbacks. Without a
 /// credential in `map` or the defaults, `fallback_credential` applies; if
-/// that is `None` too, the missing key is reported.
+/// that is `None` too, the missing key is reported. `to_subscription`
+/// references are collected in `refs`, to be checked once all names are known.
 pub(super) fn settings(
     r: &mut Report,
     map: &MapView<'_>,
@@ -119,6 +120,7 @@ pub(super) fn settings(
     creds: &CredentialsSection,
     defaults: &Defaults,
     fallback_credential: Option<&str>,
+    refs: &mut Vec<Located<String>>,
 ) -> Option<Settings> {
     let credential = if map.has("credential") {
         credential_ref(r, map, creds).map(|c| c.value)
