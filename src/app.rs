@@ -59,13 +59,25 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl App {
-    /// Starts probing `config` at once.
+    /// Starts probing `config` at once, with the token store under the
+    /// default `--storage.path`.
     pub fn start(source: ConfigSource, config: Config, http: reqwest::Client) -> Arc<App> {
+        Self::start_with_storage(source, config, http, std::path::Path::new(crate::auth::DEFAULT_STORAGE_PATH))
+    }
+
+    /// Starts probing `config` at once; delegated sign-ins live under `storage_path`.
+    pub fn start_with_storage(
+        source: ConfigSource,
+        config: Config,
+        http: reqwest::Client,
+        storage_path: &std::path::Path,
+    ) -> Arc<App> {
         let store = Arc::new(Store::new());
         store.sync_config(&config);
         store.record_reload(true);
         let config = Arc::new(config);
-        let runner = Runner::new(http, config.clone(), store);
+        let token_store = Arc::new(crate::auth::TokenStore::new(storage_path));
+        let runner = Runner::with_token_store(http, config.clone(), store, token_store);
         let scheduler = Scheduler::new(runner.clone());
         scheduler.apply(&config);
         Arc::new(App {

@@ -85,6 +85,18 @@ pub struct SubscriptionState {
     pub token_failures: BTreeMap<FailureReason, u64>,
     /// Service health from the last successful `service_health` run.
     pub health: Option<HealthSnapshot>,
+    /// Whether the credential is `delegated: true` (a signed-in account).
+    pub delegated: bool,
+    /// The reason the last non-transient sign-in attempt failed; `None`
+    /// after a success (or before any attempt).
+    pub sign_in_failure: Option<FailureReason>,
+}
+
+impl SubscriptionState {
+    /// A delegated sign-in that only `m365mon login` can repair.
+    pub fn reauth_required(&self) -> bool {
+        self.delegated && self.sign_in_failure == Some(FailureReason::ReauthRequired)
+    }
 }
 
 /// Reload bookkeeping.
@@ -150,7 +162,9 @@ impl Store {
             if st.tenant_id != sub.tenant_id || st.credential != sub.credential {
                 // Another tenant or app: earlier health and token results no longer apply.
                 st.health = None;
+                st.sign_in_failure = None;
             }
+            st.delegated = config.credential_of(sub).is_some_and(|c| matches!(c.kind, CredentialKind::Delegated(_)));
             st.tenant_id = sub.tenant_id.clone();
             st.cloud = config.global.cloud.as_str().to_string();
             st.credential = sub.credential.clone();
@@ -233,6 +247,14 @@ impl Store {
             if let Err(r) = result {
                 *st.token_failures.entry(r).or_insert(0) += 1;
             }
+        }
+    }
+
+    /// Records the sign-in state of `sub` (see [`crate::auth::StatusObserver`]).
+    pub fn record_sign_in(&self, sub: &str, failure: Option<FailureReason>) {
+        let mut s = self.write();
+        if let Some(st) = s.subscriptions.get_mut(sub) {
+            st.sign_in_failure = failure;
         }
     }
 

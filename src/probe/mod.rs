@@ -52,11 +52,14 @@ pub enum FailureReason {
     Throttled,
     /// Sign-in failed for another reason (configuration, policy, ...).
     AuthFailed,
+    /// Delegated sign-in: no stored sign-in, or Entra rejected the refresh
+    /// token (expired, revoked, consent withdrawn); run `m365mon login`.
+    ReauthRequired,
 }
 
 impl FailureReason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [FailureReason; 13] = [
+    pub const ALL: [FailureReason; 14] = [
         FailureReason::Timeout,
         FailureReason::Network,
         FailureReason::Http5xx,
@@ -70,6 +73,7 @@ impl FailureReason {
         FailureReason::TenantNotFound,
         FailureReason::Throttled,
         FailureReason::AuthFailed,
+        FailureReason::ReauthRequired,
     ];
 
     /// The `reason` label value.
@@ -88,6 +92,7 @@ impl FailureReason {
             FailureReason::TenantNotFound => "tenant_not_found",
             FailureReason::Throttled => "throttled",
             FailureReason::AuthFailed => "auth_failed",
+            FailureReason::ReauthRequired => "reauth_required",
         }
     }
 }
