@@ -103,7 +103,8 @@ fn parse_one(
         }
     }
     match given.as_slice() {
-        [] if delegated == Some(true) => {}
+        // An invalid `delegated:` is reported already; whether a secret is needed is unknown.
+        [] if delegated != Some(false) => {}
         [] => r.error(
             map.loc,
             path,
@@ -113,11 +114,12 @@ fn parse_one(
         [_, second, ..] => {
             let labels: Vec<&str> = given.iter().map(|&i| KINDS[i].0).collect();
             let at = KINDS[*second].1.iter().find(|k| map.has(k)).and_then(|k| map.loc_of(k));
-            r.error(
-                at,
-                path,
-                format!("more than one kind of secret given ({}); set exactly one of: {one_of}", labels.join(", ")),
-            );
+            let rule = if delegated == Some(true) {
+                format!("a delegated credential takes at most one of: {}", DELEGATED_KINDS.join(", "))
+            } else {
+                format!("set exactly one of: {one_of}")
+            };
+            r.error(at, path, format!("more than one kind of secret given ({}); {rule}", labels.join(", ")));
         }
     }
     // Every given kind is checked, so that one run reports all broken files.
