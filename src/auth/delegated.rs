@@ -20,7 +20,18 @@ pub(super) struct State {
     /// file holds, the newer one). Used instead of the file's until saved.
     unsaved: Option<(Secret, Secret)>,
     /// What the store held when the last attempt failed.
-    pub failed_with: Option<Option<Secret>>,
+    pub failed_with: Option<Fingerprint>,
+}
+
+/// What identifies the store's content for one (credential, tenant).
+#[derive(Debug, PartialEq)]
+pub(super) enum Fingerprint {
+    /// No file.
+    Missing,
+    /// A file that cannot be used, with the reason.
+    Unusable(String),
+    /// A stored refresh token.
+    Token(Secret),
 }
 
 impl State {
@@ -30,9 +41,13 @@ impl State {
     }
 }
 
-/// The stored refresh token, if readable: what identifies a sign-in.
-pub(super) fn fingerprint(loaded: &Loaded) -> Option<Secret> {
-    loaded.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.refresh_token.clone())
+/// What identifies a load's result.
+pub(super) fn fingerprint(loaded: &Loaded) -> Fingerprint {
+    match loaded {
+        Ok(None) => Fingerprint::Missing,
+        Ok(Some(s)) => Fingerprint::Token(s.refresh_token.clone()),
+        Err(e) => Fingerprint::Unusable(e.to_string()),
+    }
 }
 
 /// Reads the store off the async workers.
@@ -116,6 +131,7 @@ impl TokenProvider {
             Ok(i) => i,
             Err(mut e) => {
                 if e.reason == FailureReason::ReauthRequired {
+                    log.line(format!("token: the refresh token was rejected; run `{login}`"));
                     e.message = format!("{}; run `{login}`", e.message);
                 }
                 return (Err(e), true);
