@@ -1,5 +1,6 @@
-//! kill -9 of the exporter binary while it rotates refresh tokens: after a
-//! restart the probes sign in again from the token store, with no new login.
+//! The built binary: kill -9 while it rotates refresh tokens (after a
+//! restart the probes sign in again from the token store, with no new
+//! login), and the `login`, `logout` and `consent-url` commands.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -157,4 +158,77 @@ async fn kill_9_at_any_moment_during_rotation() {
     seen.dedup();
     assert!(seen.len() > 3, "tokens were rotated and stored: {}", seen.len());
     assert_no_secret_in_log(&log, &seen);
+}
+
+fn command(config: &Path, storage: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the m365mon binary runs")
+}
+
+/// `m365mon login` prints Microsoft's message, waits the interval, stores
+/// the sign-in; `logout` removes it; `consent-url` prints the link; a
+/// wrong subscription is a clear error with exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_logout_and_consent_url_commands() {
+    let sim = start_sim(false).await;
+    let (config, storage) = setup(&sim, "commands", "[{type: organization}]", "1m").await;
+    let file = TokenStore::new(&storage).file_for("public", "contoso.onmicrosoft.com");
+
+    let out = command(&config, &storage, &["logout", "--subscription=contoso"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Signed out subscription contoso: removed {}.\n", file.display())
+    );
+    assert!(!file.exists());
+    let out = command(&config, &storage, &["logout", "--subscription=contoso"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Subscription contoso has no stored sign-in; nothing to do.\n");
+
+    // Approved at the first poll, which comes after the 5 s interval.
+    let cli = tokio::task::spawn_blocking({
+        let (c, s) = (config.clone(), storage.clone());
+        move || command(&c, &s, &["login", "--subscription=contoso"])
+    });
+    let out = cli.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.starts_with(
+            "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Signed in as monitor@contoso.example for subscription contoso; the refresh token is stored in {}.",
+            file.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&stored_rt(&storage)));
+
+    let out = command(&config, &storage, &["consent-url", "--subscription=contoso"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "  {}/contoso.onmicrosoft.com/adminconsent?client_id=d0000000-0000-4000-8000-000000000001\n",
+            sim.authority_host()
+        )),
+        "{text}"
+    );
+
+    let out = command(&config, &storage, &["login", "--subscription=nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("m365mon login: unknown subscription \"nope\" in {}; configured: contoso\n", config.display())
+    );
+    let out = command(&config, &storage, &["consent-url", "--credential=public"]);
+    assert_eq!(out.status.code(), Some(2), "clap: --credential needs --tenant");
 }
