@@ -64,13 +64,24 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl App {
-    /// Starts probing `config` at once.
-    /// Discovery entries start their first refresh at once.
+    /// Starts probing `config` at once, with the token store under the
+    /// default `--storage.path`. Discovery entries start their first refresh at once.
     pub fn start(source: ConfigSource, config: Config, http: reqwest::Client) -> Arc<App> {
+        Self::start_with_storage(source, config, http, std::path::Path::new(crate::auth::DEFAULT_STORAGE_PATH))
+    }
+
+    /// Starts probing `config` at once; delegated sign-ins live under `storage_path`.
+    pub fn start_with_storage(
+        source: ConfigSource,
+        config: Config,
+        http: reqwest::Client,
+        storage_path: &std::path::Path,
+    ) -> Arc<App> {
         let store = Arc::new(Store::new());
         store.record_reload(true);
         let config = Arc::new(config);
-        let runner = Runner::new(http.clone(), config.clone(), store);
+        let token_store = Arc::new(crate::auth::TokenStore::new(storage_path));
+        let runner = Runner::with_token_store(http.clone(), config.clone(), store, token_store);
         let scheduler = Scheduler::new(runner.clone());
         let app = Arc::new_cyclic(|me| App {
             source,

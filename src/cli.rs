@@ -24,6 +24,10 @@ pub struct Cli {
     /// Exporter-toolkit web config file enabling TLS and/or basic auth.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Directory for state that must survive restarts: the token store of
+    /// delegated sign-ins (`<DIR>/tokens`, created with mode 0700).
+    #[arg(long = "storage.path", value_name = "DIR", default_value = crate::auth::DEFAULT_STORAGE_PATH, global = true)]
+    pub storage_path: PathBuf,
     /// Only log messages of this level or above.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     pub log_level: LogLevel,
@@ -40,6 +44,30 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration file and print a summary (exit 0 valid, 1 invalid).
     CheckConfig,
+    /// Sign in a subscription's delegated credential (device code flow) and store the refresh token.
+    Login {
+        /// The subscription to sign in.
+        #[arg(long, value_name = "NAME")]
+        subscription: String,
+    },
+    /// Forget the stored sign-in of a subscription's delegated credential.
+    Logout {
+        /// The subscription to sign out.
+        #[arg(long, value_name = "NAME")]
+        subscription: String,
+    },
+    /// Print a tenant's admin consent URL and the Graph permissions its probes need.
+    ConsentUrl {
+        /// A configured subscription (its credential and tenant).
+        #[arg(long, value_name = "NAME", required_unless_present = "credential", conflicts_with_all = ["credential", "tenant"])]
+        subscription: Option<String>,
+        /// A configured credential (with --tenant), e.g. for a tenant not configured yet.
+        #[arg(long, value_name = "NAME", requires = "tenant")]
+        credential: Option<String>,
+        /// Tenant GUID or domain (with --credential).
+        #[arg(long, value_name = "TENANT", requires = "credential")]
+        tenant: Option<String>,
+    },
     /// Run the Entra ID and Graph simulator alone.
     Simulate {
         /// Address for the simulator.

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::app::App;
+use crate::probe::FailureReason;
 use crate::state::{ProbeState, unix_now};
 
 /// Escapes text for HTML element content and attribute values.
@@ -65,6 +66,7 @@ pub fn render(app: &App) -> String {
         when(Some(snap.reload.last_success_at), now),
         if snap.reload.last_successful { "succeeded" } else { "FAILED (the previous configuration stays in force)" },
     );
+    sign_in_actions(&mut h, app, &snap);
     let _ = writeln!(h, "<h2>Subscriptions ({})</h2>", snap.subscriptions.len());
     if snap.subscriptions.is_empty() {
         h.push_str("<p>No subscriptions are configured.</p>\n");
@@ -112,6 +114,45 @@ pub fn render(app: &App) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// Subscriptions that need someone to act: a new `m365mon login`, or admin consent.
+fn sign_in_actions(h: &mut String, app: &App, snap: &crate::state::Snapshot) {
+    let reauth: Vec<&String> =
+        snap.subscriptions.iter().filter(|(_, st)| st.reauth_required()).map(|(n, _)| n).collect();
+    if !reauth.is_empty() {
+        h.push_str("<h2 id=\"sign-in-needed\">Sign-in needed</h2>\n<p>The delegated sign-in of these subscriptions is missing or was rejected (expired, revoked or consent withdrawn). Run the command on the exporter's host, with the same <code>--config.file</code> and <code>--storage.path</code>; the running exporter picks the new sign-in up without a restart.</p>\n<ul>\n");
+        for name in reauth {
+            let _ = writeln!(
+                h,
+                "<li><a href=\"#{0}\">{0}</a>: <code>m365mon login --subscription {0}</code></li>",
+                escape(name)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+    let config = app.config();
+    let not_consented: Vec<(&String, String)> = snap
+        .subscriptions
+        .iter()
+        .filter(|(_, st)| st.sign_in_failure == Some(FailureReason::NotConsented))
+        .filter_map(|(name, st)| {
+            let sub = config.subscriptions.iter().find(|s| &s.name == name)?;
+            let cred = config.credential_of(sub)?;
+            Some((
+                name,
+                crate::consent::admin_consent_url(&config.global.authority_host, &st.tenant_id, &cred.client_id),
+            ))
+        })
+        .collect();
+    if !not_consented.is_empty() {
+        h.push_str("<h2 id=\"consent-needed\">Consent needed</h2>\n<p>The app is not consented in these tenants (sign-in fails with <code>not_consented</code>). An administrator of the tenant opens the link; <code>m365mon consent-url --subscription NAME</code> lists the permissions to add to the app first.</p>\n<ul>\n");
+        for (name, url) in not_consented {
+            let _ =
+                writeln!(h, "<li><a href=\"#{0}\">{0}</a>: <a href=\"{1}\">{1}</a></li>", escape(name), escape(&url));
+        }
+        h.push_str("</ul>\n");
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`cli`], [`run`]: flags and what each command does; `main.rs` only calls [`run::run`].
 //! - [`config`]: the YAML model, loading and validation (file:line errors).
-//! - [`auth`]: token requests (secret, certificate assertion, federated), cache, single flight, back-off.
+//! - [`auth`]: token requests (secret, certificate assertion, federated, refresh token), cache, single
+//!   flight, back-off; the device code flow and the token store of delegated sign-ins.
+//! - [`login`], [`consent`]: `m365mon login`/`logout`/`consent-url`, admin consent URLs and permissions.
 //! - [`graph`]: Graph requests, their status-to-outcome mapping, and Outlook's per-mailbox concurrency limit.
 //! - [`probe`]: one file per probe kind behind [`probe::run`]; outcomes carry a bounded [`probe::FailureReason`].
 //! - [`runner`]: one run of one probe: no overlap, concurrency limit, throttling gates, timeout.
@@ -20,12 +22,14 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod demo;
 pub mod discovery;
 pub mod graph;
 pub mod http;
 pub mod landing;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod probe;
 pub mod run;

@@ -60,6 +60,10 @@ pub mod names {
         ("m365mon_token_requests_total", "Token requests sent to Entra ID for the subscription.");
     pub const TOKEN_FAILURES: (&str, &str) =
         ("m365mon_token_request_failures_total", "Failed token requests by reason.");
+    pub const CREDENTIAL_REAUTH_REQUIRED: (&str, &str) = (
+        "m365mon_credential_reauth_required",
+        "1 while the subscription's delegated sign-in needs `m365mon login` (none stored, or the refresh token was rejected); 0 otherwise. Only for delegated credentials.",
+    );
     pub const CREDENTIAL_EXPIRY: (&str, &str) =
         ("m365mon_credential_expiry_timestamp_seconds", "When the certificate of a certificate credential expires.");
     pub const DISCOVERY_LAST_SUCCESS: (&str, &str) = (
@@ -328,6 +332,9 @@ pub fn encode(snapshot: &Snapshot, build: &BuildInfo) -> String {
         for (reason, n) in &st.token_failures {
             f.counter(TOKEN_FAILURES, &[("subscription", name), ("reason", reason.as_str())], *n as f64);
         }
+    }
+    for (name, st) in snapshot.subscriptions.iter().filter(|(_, st)| st.delegated) {
+        f.gauge(CREDENTIAL_REAUTH_REQUIRED, &[("subscription", name)], bool_f(st.reauth_required()));
     }
     for (cred, ts) in &snapshot.credential_expiry {
         f.gauge(CREDENTIAL_EXPIRY, &[("credential", cred)], *ts as f64);

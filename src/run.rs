@@ -6,14 +6,21 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::app::{self, App, ConfigSource};
+use crate::auth::TokenStore;
 use crate::cli::{Cli, Command};
-use crate::config;
+use crate::{config, login};
 
 /// Runs the command `cli` asks for.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         None => serve(cli).await,
         Some(Command::CheckConfig) => check_config(&cli),
+        Some(Command::Login { ref subscription }) => login(&cli, subscription).await,
+        Some(Command::Logout { ref subscription }) => logout(&cli, subscription),
+        Some(Command::ConsentUrl { ref subscription, ref credential, ref tenant }) => {
+            let pair = credential.as_deref().zip(tenant.as_deref());
+            consent_url(&cli, subscription.as_deref(), pair)
+        }
         Some(Command::Simulate { listen, tenants, scenario }) => {
             crate::demo::simulate(listen, tenants.as_deref(), scenario.as_deref()).await
         }
@@ -32,6 +39,94 @@ fn check_config(cli: &Cli) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             eprintln!("{}: configuration is invalid", cli.config_file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_or_report(cli: &Cli) -> Option<config::Config> {
+    match config::load_file(&cli.config_file) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("m365mon: {} is invalid (see above)", cli.config_file.display());
+            None
+        }
+    }
+}
+
+async fn login(cli: &Cli, subscription: &str) -> ExitCode {
+    use std::io::Write;
+    let Some(config) = load_or_report(cli) else { return ExitCode::FAILURE };
+    let (sub, cred) = match login::delegated_subscription(&config, &cli.config_file, subscription) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("m365mon login: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = TokenStore::new(&cli.storage_path);
+    let mut sleep = login::tokio_sleep();
+    let mut prompt = |code: &crate::auth::DeviceCode| {
+        println!("{}", code.message);
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "Waiting for the sign-in to tenant {} (the code is valid for {} minutes; Ctrl-C to stop)...",
+            sub.tenant_id,
+            code.expires_in.as_secs().div_ceil(60)
+        );
+    };
+    let mut progress = |line: &str| eprintln!("{line}");
+    let http = app::http_client();
+    match login::login(&http, &config, sub, cred, &store, &mut sleep, &mut prompt, &mut progress).await {
+        Ok((token, path)) => {
+            println!(
+                "Signed in{} for subscription {}; the refresh token is stored in {}.",
+                token.account.map(|a| format!(" as {a}")).unwrap_or_default(),
+                sub.name,
+                path.display()
+            );
+            println!(
+                "A running exporter with the same --storage.path uses it from its next probe run; no restart needed."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m365mon login: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logout(cli: &Cli, subscription: &str) -> ExitCode {
+    let Some(config) = load_or_report(cli) else { return ExitCode::FAILURE };
+    let result = login::delegated_subscription(&config, &cli.config_file, subscription)
+        .and_then(|(sub, cred)| Ok(TokenStore::new(&cli.storage_path).remove(&cred.name, &sub.tenant_id)?));
+    match result {
+        Ok(Some(path)) => {
+            println!("Signed out subscription {subscription}: removed {}.", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("Subscription {subscription} has no stored sign-in; nothing to do.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m365mon logout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn consent_url(cli: &Cli, subscription: Option<&str>, pair: Option<(&str, &str)>) -> ExitCode {
+    let Some(config) = load_or_report(cli) else { return ExitCode::FAILURE };
+    match login::consent_report(&config, &cli.config_file, subscription, pair) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m365mon consent-url: {e}");
             ExitCode::FAILURE
         }
     }
@@ -112,9 +207,9 @@ async fn serve(cli: Cli) -> ExitCode {
         }
     };
     let subs = config.subscriptions.len();
-    let app = App::start(source, config, app::http_client());
+    let app = App::start_with_storage(source, config, app::http_client(), &cli.storage_path);
     reload_on_sighup(app.clone());
-    tracing::info!(address = %cli.listen_address, subscriptions = subs, version = app.build.version, "m365mon listening");
+    tracing::info!(address = %cli.listen_address, subscriptions = subs, storage = %cli.storage_path.display(), version = app.build.version, "m365mon listening");
     match serve_app(app, listener, cli.web_config_file).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::auth::{TokenObserver, TokenProvider};
+use crate::auth::{StatusObserver, TokenObserver, TokenProvider, TokenStore};
 use crate::config::{Config, ProbeConfig, Subscription};
 use crate::graph::GraphClient;
 use crate::probe::{
@@ -105,22 +105,34 @@ struct Endpoints {
 pub struct GraphExecutor {
     http: reqwest::Client,
     store: Arc<Store>,
+    token_store: Arc<TokenStore>,
     endpoints: RwLock<Arc<Endpoints>>,
 }
 
 impl GraphExecutor {
-    /// An executor for `config`'s endpoints; token requests are counted in `store`.
-    pub fn new(http: reqwest::Client, config: &Config, store: Arc<Store>) -> Self {
-        let endpoints = RwLock::new(Arc::new(Self::endpoints(&http, config, &store)));
-        GraphExecutor { http, store, endpoints }
+    /// An executor for `config`'s endpoints; token requests are counted in
+    /// `store`; delegated sign-ins are kept in `token_store`.
+    pub fn new(http: reqwest::Client, config: &Config, store: Arc<Store>, token_store: Arc<TokenStore>) -> Self {
+        let endpoints = RwLock::new(Arc::new(Self::endpoints(&http, config, &store, &token_store)));
+        GraphExecutor { http, store, token_store, endpoints }
     }
 
-    fn endpoints(http: &reqwest::Client, config: &Config, store: &Arc<Store>) -> Endpoints {
+    fn endpoints(
+        http: &reqwest::Client,
+        config: &Config,
+        store: &Arc<Store>,
+        token_store: &Arc<TokenStore>,
+    ) -> Endpoints {
         let g = &config.global;
         let s = store.clone();
         let observer: TokenObserver = Arc::new(move |sub: &str, r: Result<(), FailureReason>| s.record_token(sub, r));
+        let s = store.clone();
+        let status: StatusObserver = Arc::new(move |sub: &str, r: Option<FailureReason>| s.record_sign_in(sub, r));
+        let tokens = TokenProvider::new(http.clone(), &g.authority_host, &g.graph_endpoint, observer)
+            .with_token_store(token_store.clone())
+            .with_status_observer(status);
         Endpoints {
-            tokens: Arc::new(TokenProvider::new(http.clone(), &g.authority_host, &g.graph_endpoint, observer)),
+            tokens: Arc::new(tokens),
             graph: GraphClient::new(http.clone(), &g.graph_endpoint),
             key: (g.authority_host.clone(), g.graph_endpoint.clone()),
         }
@@ -158,7 +170,7 @@ impl Execute for GraphExecutor {
         let current = self.endpoints.read().unwrap_or_else(|e| e.into_inner()).clone();
         if current.key != (new.global.authority_host.clone(), new.global.graph_endpoint.clone()) {
             *self.endpoints.write().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(Self::endpoints(&self.http, new, &self.store));
+                Arc::new(Self::endpoints(&self.http, new, &self.store, &self.token_store));
             return;
         }
         // Same endpoints: keep cached tokens except for credentials that changed.
@@ -191,9 +203,21 @@ struct Inner {
 }
 
 impl Runner {
-    /// A runner for `config` that probes Entra ID and Graph, recording into `store`.
+    /// A runner for `config` that probes Entra ID and Graph, recording into
+    /// `store`, with the token store under the default `--storage.path`.
     pub fn new(http: reqwest::Client, config: Arc<Config>, store: Arc<Store>) -> Self {
-        let executor = Arc::new(GraphExecutor::new(http, &config, store.clone()));
+        let token_store = Arc::new(TokenStore::new(std::path::Path::new(crate::auth::DEFAULT_STORAGE_PATH)));
+        Self::with_token_store(http, config, store, token_store)
+    }
+
+    /// Like [`Runner::new`], with delegated sign-ins kept in `token_store`.
+    pub fn with_token_store(
+        http: reqwest::Client,
+        config: Arc<Config>,
+        store: Arc<Store>,
+        token_store: Arc<TokenStore>,
+    ) -> Self {
+        let executor = Arc::new(GraphExecutor::new(http, &config, store.clone(), token_store));
         Self::with_executor(executor, config, store)
     }
 

@@ -106,6 +106,18 @@ pub struct SubscriptionState {
     pub health: Option<HealthSnapshot>,
     /// Message center counts from the last successful `message_center` run.
     pub message_center: Option<MessageCenterSnapshot>,
+    /// Whether the credential is `delegated: true` (a signed-in account).
+    pub delegated: bool,
+    /// The reason the last non-transient sign-in attempt failed; `None`
+    /// after a success (or before any attempt).
+    pub sign_in_failure: Option<FailureReason>,
+}
+
+impl SubscriptionState {
+    /// A delegated sign-in that only `m365mon login` can repair.
+    pub fn reauth_required(&self) -> bool {
+        self.delegated && self.sign_in_failure == Some(FailureReason::ReauthRequired)
+    }
 }
 
 /// Reload bookkeeping.
@@ -194,7 +206,9 @@ impl Store {
                 // Another tenant or app: earlier health and token results no longer apply.
                 st.health = None;
                 st.message_center = None;
+                st.sign_in_failure = None;
             }
+            st.delegated = config.credential_of(sub).is_some_and(|c| matches!(c.kind, CredentialKind::Delegated(_)));
             st.tenant_id = sub.tenant_id.clone();
             st.cloud = config.global.cloud.as_str().to_string();
             st.credential = sub.credential.clone();
@@ -302,6 +316,14 @@ impl Store {
             if let Err(r) = result {
                 *st.token_failures.entry(r).or_insert(0) += 1;
             }
+        }
+    }
+
+    /// Records the sign-in state of `sub` (see [`crate::auth::StatusObserver`]).
+    pub fn record_sign_in(&self, sub: &str, failure: Option<FailureReason>) {
+        let mut s = self.write();
+        if let Some(st) = s.subscriptions.get_mut(sub) {
+            st.sign_in_failure = failure;
         }
     }
 

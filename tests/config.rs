@@ -149,7 +149,23 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "credential-no-secret",
-        "credential-no-secret.yml:3:5: credentials.app: no secret given; set exactly one of: client_secret, client_secret_file, client_secret_env, certificate_file + private_key_file, federated_token_file",
+        "credential-no-secret.yml:3:5: credentials.app: no secret given; set exactly one of: client_secret, client_secret_file, client_secret_env, certificate_file + private_key_file, federated_token_file (or delegated: true for a signed-in account)",
+    ),
+    (
+        "credential-delegated-not-bool",
+        "credential-delegated-not-bool.yml:4:16: credentials.app.delegated: expected true or false, found a string",
+    ),
+    (
+        "credential-delegated-certificate",
+        "credential-delegated-certificate.yml:5:5: credentials.app.certificate_file: not allowed with delegated: true; a delegated credential takes at most a client secret (client_secret, client_secret_file, client_secret_env)",
+    ),
+    (
+        "credential-delegated-federated",
+        "credential-delegated-federated.yml:5:5: credentials.app.federated_token_file: not allowed with delegated: true; a delegated credential takes at most a client secret (client_secret, client_secret_file, client_secret_env)",
+    ),
+    (
+        "credential-delegated-two-secrets",
+        "credential-delegated-two-secrets.yml:6:5: credentials.app: more than one kind of secret given (client_secret, client_secret_env); a delegated credential takes at most one of: client_secret, client_secret_file, client_secret_env",
     ),
     (
         "credential-secret-env-empty",
@@ -393,7 +409,7 @@ const INVALID: &[(&str, &str)] = &[
     // several problems: all reported, in file order
     (
         "many-problems",
-        "many-problems.yml:3:19: global.probe_interval: invalid duration \"1 minute\": expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m\nmany-problems.yml:6:5: credentials.app: no secret given; set exactly one of: client_secret, client_secret_file, client_secret_env, certificate_file + private_key_file, federated_token_file\nmany-problems.yml:13:9: subscriptions[0].probes[0]: missing required key \"site\" for a probe of type \"sharepoint\"\nmany-problems.yml:15:18: subscriptions[0].probes[1].team_id: invalid GUID \"123\": expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx with hexadecimal digits\nmany-problems.yml:16:5: subscriptions[1]: missing required key \"credential\" (subscription_defaults sets none)\nmany-problems.yml:16:11: subscriptions[1].name: duplicate subscription name \"contoso\" (also used by subscriptions[0])\nmany-problems.yml:18:5: subscriptions[1]: unknown key \"credentail\"; did you mean \"credential\"?",
+        "many-problems.yml:3:19: global.probe_interval: invalid duration \"1 minute\": expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m\nmany-problems.yml:6:5: credentials.app: no secret given; set exactly one of: client_secret, client_secret_file, client_secret_env, certificate_file + private_key_file, federated_token_file (or delegated: true for a signed-in account)\nmany-problems.yml:13:9: subscriptions[0].probes[0]: missing required key \"site\" for a probe of type \"sharepoint\"\nmany-problems.yml:15:18: subscriptions[0].probes[1].team_id: invalid GUID \"123\": expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx with hexadecimal digits\nmany-problems.yml:16:5: subscriptions[1]: missing required key \"credential\" (subscription_defaults sets none)\nmany-problems.yml:16:11: subscriptions[1].name: duplicate subscription name \"contoso\" (also used by subscriptions[0])\nmany-problems.yml:18:5: subscriptions[1]: unknown key \"credentail\"; did you mean \"credential\"?",
     ),
 ];
 
@@ -816,7 +832,7 @@ fn example_config_loads_and_covers_everything() {
     let text = std::fs::read_to_string(&path).expect("example exists");
     let config = parse_str_with_env(&text, "examples/m365mon.yml", path.parent().expect("has a directory"), &fake_env)
         .unwrap_or_else(|e| panic!("example should load:\n{e}"));
-    assert_eq!(config.subscriptions.len(), 5);
+    assert_eq!(config.subscriptions.len(), 6);
     assert_eq!(config.discovery.len(), 1);
 
     let mut kinds: Vec<&str> = config
@@ -828,10 +844,11 @@ fn example_config_loads_and_covers_everything() {
             CredentialKind::Secret(SecretSource::Env(_)) => "env",
             CredentialKind::Certificate(_) => "certificate",
             CredentialKind::FederatedTokenFile(_) => "federated",
+            CredentialKind::Delegated(_) => "delegated",
         })
         .collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["certificate", "env", "federated", "file", "inline"]);
+    assert_eq!(kinds, ["certificate", "delegated", "env", "federated", "file", "inline"]);
 
     let mut types: Vec<&str> =
         config.subscriptions.iter().flat_map(|s| s.probes.iter().map(|p| p.kind.type_name())).collect();
@@ -1010,4 +1027,21 @@ fn mangled_input_never_panics() {
             }
         }
     }
+}
+
+/// `delegated: true` makes a delegated credential, with or without a client
+/// secret; `delegated: false` is an ordinary app-only credential. The
+/// redacted rendering keeps the flag and hides the secret.
+#[test]
+fn delegated_credentials_load() {
+    let config = load_valid("delegated.yml");
+    assert_eq!(config.credentials["public"].kind, CredentialKind::Delegated(None));
+    assert_eq!(
+        config.credentials["confidential"].kind,
+        CredentialKind::Delegated(Some(SecretSource::Env("M365MON_TEST_SECRET".into())))
+    );
+    assert!(matches!(config.credentials["app-only"].kind, CredentialKind::Secret(SecretSource::Inline(_))));
+    let rendered = config.render_redacted(&config.subscriptions[0]);
+    assert!(rendered.contains("delegated: true"), "{rendered}");
+    assert!(config.summary().contains("delegated sign-in (public client)"), "{}", config.summary());
 }

@@ -142,3 +142,23 @@ fn empty_exporter_is_valid_too() {
     assert!(ok, "{out}\n{text}");
     assert!(text.contains("m365mon_build_info"));
 }
+
+/// A delegated subscription gets `m365mon_credential_reauth_required`: 1
+/// after a rejected refresh token, 0 after a successful sign-in.
+/// The exposition stays promtool-clean.
+#[test]
+fn reauth_required_follows_the_sign_in_state() {
+    let mut snap = sample();
+    let delegated = SubscriptionState { delegated: true, ..snap.subscriptions["contoso"].clone() };
+    snap.subscriptions.insert("litware".into(), delegated);
+    let st = store_from(&snap);
+    st.record_sign_in("litware", Some(FailureReason::ReauthRequired));
+    let text = encode(&st.snapshot(), &build());
+    assert!(text.lines().any(|l| l == "m365mon_credential_reauth_required{subscription=\"litware\"} 1"), "{text}");
+    assert!(!text.contains("m365mon_credential_reauth_required{subscription=\"contoso\"}"), "app-only: no series");
+    let (ok, out) = tools::promtool_check_metrics(&text);
+    assert!(ok, "{out}\n{text}");
+    st.record_sign_in("litware", None);
+    let text = encode(&st.snapshot(), &build());
+    assert!(text.lines().any(|l| l == "m365mon_credential_reauth_required{subscription=\"litware\"} 0"), "{text}");
+}

@@ -1,12 +1,18 @@
 //! Entra ID sign-in: token requests, the per-(credential, tenant) cache with
-//! single flight, and back-off after failures.
+//! single flight, and back-off after failures; delegated sign-in with the
+//! device code flow and the token store.
 
 mod assertion;
 mod classify;
+mod delegated;
+mod device;
 mod request;
+mod store;
 
 pub use classify::classify_error;
-pub use request::{AuthError, Issued, parse_retry_after, request_token};
+pub use device::{DeviceCode, DeviceFlow, DeviceFlowError, SLOW_DOWN_STEP, SignedIn, Sleep};
+pub use request::{AuthError, Issued, classify_refresh_error, parse_retry_after, request_refresh, request_token};
+pub use store::{DEFAULT_STORAGE_PATH, Rotation, StoreError, StoredToken, TokenStore};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Credential, Secret};
+use crate::config::{Credential, CredentialKind, Secret};
 use crate::probe::{FailureReason, ProbeLog};
 
 /// Tokens are renewed this long before they expire (MSAL uses 5 minutes).
@@ -29,6 +35,19 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Called once per token request that actually went out: (subscription, result).
 pub type TokenObserver = Arc<dyn Fn(&str, Result<(), FailureReason>) + Send + Sync>;
 
+/// Called with a subscription's sign-in state after each attempt that was
+/// not a transient failure: `None` signed in, `Some(reason)` failing (also
+/// when no request went out, e.g. no stored delegated sign-in).
+pub type StatusObserver = Arc<dyn Fn(&str, Option<FailureReason>) + Send + Sync>;
+
+/// Failures that say nothing about the credential itself.
+pub fn is_transient(reason: FailureReason) -> bool {
+    matches!(
+        reason,
+        FailureReason::Throttled | FailureReason::Timeout | FailureReason::Network | FailureReason::Http5xx
+    )
+}
+
 /// Acquires and caches app-only Graph tokens.
 pub struct TokenProvider {
     http: reqwest::Client,
@@ -36,6 +55,8 @@ pub struct TokenProvider {
     graph_endpoint: String,
     entries: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Entry>>>>,
     observer: TokenObserver,
+    status: Option<StatusObserver>,
+    token_store: Option<Arc<TokenStore>>,
 }
 
 /// (credential name, lowercased tenant).
@@ -45,6 +66,7 @@ type CacheKey = (String, String);
 struct Entry {
     token: Option<CachedToken>,
     failure: Option<Failure>,
+    delegated: delegated::State,
 }
 
 struct CachedToken {
@@ -67,7 +89,21 @@ impl TokenProvider {
             graph_endpoint: graph_endpoint.to_string(),
             entries: Mutex::new(HashMap::new()),
             observer,
+            status: None,
+            token_store: None,
         }
+    }
+
+    /// Uses `store` for delegated credentials' refresh tokens.
+    pub fn with_token_store(mut self, store: Arc<TokenStore>) -> Self {
+        self.token_store = Some(store);
+        self
+    }
+
+    /// Reports each subscription's sign-in state to `status`.
+    pub fn with_status_observer(mut self, status: StatusObserver) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// A Graph token for `tenant`, from the cache when it is still good unless
@@ -92,6 +128,19 @@ impl TokenProvider {
             log.line("token: from cache");
             return Ok(t.access_token.clone());
         }
+        let is_delegated = matches!(credential.kind, CredentialKind::Delegated(_));
+        let stored = match (&self.token_store, is_delegated) {
+            (Some(store), true) => Some(delegated::load(store, credential, tenant).await),
+            _ => None,
+        };
+        if let Some(stored) = &stored
+            && entry.failure.is_some()
+            && entry.delegated.store_changed(stored)
+        {
+            // A new `m365mon login` (or logout) ends the back-off at once.
+            log.line("token: the stored sign-in changed since the last failure; trying it now");
+            entry.failure = None;
+        }
         if let Some(f) = entry.failure.as_ref().filter(|f| now < f.retry_at) {
             {
                 let wait = f.retry_at - now;
@@ -105,11 +154,35 @@ impl TokenProvider {
             }
         }
         let started = Instant::now();
-        let result =
-            request_token(&self.http, &self.authority_host, &self.graph_endpoint, tenant, credential, log).await;
+        let (result, sent) = match stored {
+            Some(stored) => {
+                let fingerprint = delegated::fingerprint(&stored);
+                let r = self.refresh(subscription, credential, tenant, stored, &mut entry.delegated, log).await;
+                if r.0.is_err() {
+                    entry.delegated.failed_with = Some(fingerprint);
+                }
+                r
+            }
+            None if is_delegated => (
+                Err(AuthError::new(
+                    FailureReason::AuthFailed,
+                    "delegated sign-in needs a token store (--storage.path)",
+                )),
+                false,
+            ),
+            None => (
+                request_token(&self.http, &self.authority_host, &self.graph_endpoint, tenant, credential, log).await,
+                true,
+            ),
+        };
         match result {
             Ok(issued) => {
-                (self.observer)(subscription, Ok(()));
+                if sent {
+                    (self.observer)(subscription, Ok(()));
+                }
+                if let Some(status) = &self.status {
+                    status(subscription, None);
+                }
                 let lifetime = issued.expires_in;
                 let margin = if lifetime > RENEW_BEFORE_EXPIRY * 2 { RENEW_BEFORE_EXPIRY } else { lifetime / 2 };
                 entry.token = Some(CachedToken {
@@ -120,8 +193,16 @@ impl TokenProvider {
                 Ok(issued.access_token)
             }
             Err(err) => {
-                (self.observer)(subscription, Err(err.reason));
+                if sent {
+                    (self.observer)(subscription, Err(err.reason));
+                }
+                if let Some(status) = self.status.as_ref().filter(|_| !is_transient(err.reason)) {
+                    status(subscription, Some(err.reason));
+                }
                 let consecutive = entry.failure.as_ref().map_or(0, |f| f.consecutive) + 1;
+                if is_delegated && consecutive == 1 {
+                    tracing::warn!(subscription, reason = %err.reason, error = %err.message, "delegated sign-in failed");
+                }
                 let wait = if err.reason == FailureReason::Throttled {
                     err.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
                 } else {
@@ -135,10 +216,7 @@ impl TokenProvider {
                 entry.failure = Some(Failure { error: err.clone(), retry_at: Instant::now() + wait, consecutive });
                 // A cached token stays usable for other probes until it expires,
                 // unless the failure says the credential itself is bad.
-                if !matches!(
-                    err.reason,
-                    FailureReason::Throttled | FailureReason::Timeout | FailureReason::Network | FailureReason::Http5xx
-                ) {
+                if !is_transient(err.reason) {
                     entry.token = None;
                 }
                 Err(err)

@@ -38,7 +38,8 @@ impl fmt::Display for AuthError {
 }
 
 impl AuthError {
-    fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+    /// An error without Retry-After.
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
         AuthError { reason, message: message.into(), retry_after: None }
     }
 }
@@ -49,16 +50,18 @@ pub struct Issued {
     pub access_token: Secret,
     /// Its lifetime from `expires_in` (number or numeric string; 3599 s when absent).
     pub expires_in: Duration,
+    /// The rotated refresh token of a delegated grant (never sent for client credentials).
+    pub refresh_token: Option<Secret>,
 }
 
 /// Entra's error body (protocol doc 1.8).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct EntraError {
-    error: String,
+    pub(crate) error: String,
     #[serde(default)]
     error_description: Option<String>,
     #[serde(default)]
-    error_codes: Vec<u64>,
+    pub(crate) error_codes: Vec<u64>,
     #[serde(default)]
     suberror: Option<String>,
     #[serde(default)]
@@ -166,7 +169,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
+pub(crate) fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
     match src {
         SecretSource::Inline(s) => Ok(s.expose().to_string()),
         SecretSource::File(p) => std::fs::read_to_string(p)
@@ -188,11 +191,7 @@ pub async fn request_token(
     log: &mut ProbeLog,
 ) -> Result<Issued, AuthError> {
     let token_url = format!("{authority_host}/{tenant}/oauth2/v2.0/token");
-    let url = TokenUrl::new(token_url.clone())
-        .map_err(|e| AuthError::new(FailureReason::AuthFailed, format!("token URL {token_url}: {e}")))?;
-    let mut client: EntraClient = oauth2::Client::new(ClientId::new(credential.client_id.clone()))
-        .set_token_uri(url)
-        .set_auth_type(AuthType::RequestBody);
+    let mut client = entra_client(&credential.client_id, &token_url)?;
     let assertion = match &credential.kind {
         CredentialKind::Secret(src) => {
             client = client.set_client_secret(ClientSecret::new(resolve_secret(src)?));
@@ -210,31 +209,101 @@ pub async fn request_token(
                 AuthError::new(FailureReason::AuthFailed, format!("federated_token_file {}: {e}", path.display()))
             })?)
         }
+        CredentialKind::Delegated(_) => {
+            return Err(AuthError::new(
+                FailureReason::AuthFailed,
+                format!("credential {} is delegated: it signs in with a stored refresh token", credential.name),
+            ));
+        }
     };
     let mut req = client.exchange_client_credentials().add_scope(Scope::new(format!("{graph_endpoint}/.default")));
     if let Some(a) = &assertion {
         req = req.add_extra_param("client_assertion_type", JWT_BEARER).add_extra_param("client_assertion", a.as_str());
     }
+    let send = sender(http, &token_url, log);
+    let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
+    finish(fut.await, classify_error, log)
+}
+
+/// Redeems a refresh token for `<graph_endpoint>/.default offline_access`
+/// (protocol doc 1.5). A rejected refresh token (`invalid_grant` or
+/// `interaction_required`: expired, revoked, consent withdrawn, MFA) is
+/// [`FailureReason::ReauthRequired`]: only a new `m365mon login` helps.
+#[allow(clippy::too_many_arguments)]
+pub async fn request_refresh(
+    http: &reqwest::Client,
+    authority_host: &str,
+    graph_endpoint: &str,
+    tenant: &str,
+    client_id: &str,
+    secret: Option<&SecretSource>,
+    refresh_token: &Secret,
+    log: &mut ProbeLog,
+) -> Result<Issued, AuthError> {
+    let token_url = format!("{authority_host}/{tenant}/oauth2/v2.0/token");
+    let mut client = entra_client(client_id, &token_url)?;
+    if let Some(src) = secret {
+        client = client.set_client_secret(ClientSecret::new(resolve_secret(src)?));
+    }
+    let rt = RefreshToken::new(refresh_token.expose().to_string());
+    let req = client
+        .exchange_refresh_token(&rt)
+        .add_scope(Scope::new(format!("{graph_endpoint}/.default")))
+        .add_scope(Scope::new("offline_access".into()));
+    let send = sender(http, &token_url, log);
+    let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
+    finish(fut.await, classify_refresh_error, log)
+}
+
+/// The reason for an error answering a refresh-token grant.
+pub fn classify_refresh_error(error: &str, codes: &[u64]) -> FailureReason {
+    // 53003 is Conditional Access blocking the sign-in, not a dead token.
+    if matches!(error, "invalid_grant" | "interaction_required") && !codes.contains(&53003) {
+        return FailureReason::ReauthRequired;
+    }
+    classify_error(error, codes)
+}
+
+// Boxed with an explicit `Send` bound: rustc cannot infer it through
+// oauth2's borrowed request builder when the caller is spawned.
+type TokenFuture<'f> =
+    Pin<Box<dyn Future<Output = Result<EntraToken, RequestTokenError<Transport, EntraError>>> + Send + 'f>>;
+
+fn entra_client(client_id: &str, token_url: &str) -> Result<EntraClient, AuthError> {
+    let url = TokenUrl::new(token_url.to_string())
+        .map_err(|e| AuthError::new(FailureReason::AuthFailed, format!("token URL {token_url}: {e}")))?;
+    Ok(oauth2::Client::new(ClientId::new(client_id.to_string()))
+        .set_token_uri(url)
+        .set_auth_type(AuthType::RequestBody))
+}
+
+type Sender =
+    Box<dyn Fn(HttpRequest) -> Pin<Box<dyn Future<Output = Result<HttpResponse, Transport>> + Send>> + Send + Sync>;
+
+fn sender(http: &reqwest::Client, token_url: &str, log: &mut ProbeLog) -> Sender {
     let request_id = uuid::Uuid::new_v4().to_string();
     log.line(format!("POST {token_url} (client-request-id {request_id})"));
     let http = http.clone();
-    let send = move |r: HttpRequest| send(http.clone(), r, request_id.clone());
-    // Boxed with an explicit `Send` bound: rustc cannot infer it through
-    // oauth2's borrowed request builder when the caller is spawned.
-    type TokenFuture<'f> =
-        Pin<Box<dyn Future<Output = Result<EntraToken, RequestTokenError<Transport, EntraError>>> + Send + 'f>>;
-    let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
-    match fut.await {
+    Box::new(move |r: HttpRequest| send(http.clone(), r, request_id.clone()))
+}
+
+fn finish(
+    result: Result<EntraToken, RequestTokenError<Transport, EntraError>>,
+    classify: fn(&str, &[u64]) -> FailureReason,
+    log: &mut ProbeLog,
+) -> Result<Issued, AuthError> {
+    match result {
         Ok(tok) => {
             let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).max(1);
             log.line(format!("token: issued, expires in {secs}s"));
             Ok(Issued {
                 access_token: Secret::new(tok.access_token.secret().clone()),
                 expires_in: Duration::from_secs(secs),
+                refresh_token: tok.refresh_token.map(|r| Secret::new(r.secret().clone())),
             })
         }
         Err(RequestTokenError::ServerResponse(e)) => {
-            let reason = classify_error(&e.error, &e.error_codes);
+            let reason = classify(&e.error, &e.error_codes);
             let mut msg = e.to_string();
             msg.truncate(400);
             log.line(format!("token: refused: {msg}"));

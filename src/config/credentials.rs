@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::cert;
 use super::check::{Located, MapView, Report, join};
-use super::yaml::Node;
+use super::yaml::{Node, Value};
 use super::{CertificateCredential, Credential, CredentialKind, Secret, SecretSource, values};
 
 /// Looks up an environment variable (injectable for tests).
@@ -19,7 +19,12 @@ const KEYS: &[&str] = &[
     "certificate_file",
     "private_key_file",
     "federated_token_file",
+    "delegated",
 ];
+
+/// The secret kinds a delegated credential may have (a confidential client
+/// redeeming refresh tokens); it may also have none (a public client).
+const DELEGATED_KINDS: &[&str] = &["client_secret", "client_secret_file", "client_secret_env"];
 
 /// The ways a credential can prove its identity, by the keys that select
 /// them; exactly one must be given. A new kind is a new row here and a new
@@ -79,27 +84,70 @@ fn parse_one(
         checked
     });
 
+    let delegated = delegated_flag(r, &map);
     let given: Vec<usize> = (0..KINDS.len()).filter(|&i| KINDS[i].1.iter().any(|k| map.has(k))).collect();
     let one_of = KINDS.iter().map(|(label, _)| *label).collect::<Vec<_>>().join(", ");
+    if delegated == Some(true) {
+        for &i in &given {
+            if !DELEGATED_KINDS.contains(&KINDS[i].0) {
+                let key = KINDS[i].1.iter().find(|k| map.has(k)).copied().unwrap_or(KINDS[i].0);
+                r.error(
+                    map.loc_of(key),
+                    &map.path_of(key),
+                    format!(
+                        "not allowed with delegated: true; a delegated credential takes at most a client secret ({})",
+                        DELEGATED_KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+    }
     match given.as_slice() {
-        [] => r.error(map.loc, path, format!("no secret given; set exactly one of: {one_of}")),
+        // An invalid `delegated:` is reported already; whether a secret is needed is unknown.
+        [] if delegated != Some(false) => {}
+        [] => r.error(
+            map.loc,
+            path,
+            format!("no secret given; set exactly one of: {one_of} (or delegated: true for a signed-in account)"),
+        ),
         [_] => {}
         [_, second, ..] => {
             let labels: Vec<&str> = given.iter().map(|&i| KINDS[i].0).collect();
             let at = KINDS[*second].1.iter().find(|k| map.has(k)).and_then(|k| map.loc_of(k));
-            r.error(
-                at,
-                path,
-                format!("more than one kind of secret given ({}); set exactly one of: {one_of}", labels.join(", ")),
-            );
+            let rule = if delegated == Some(true) {
+                format!("a delegated credential takes at most one of: {}", DELEGATED_KINDS.join(", "))
+            } else {
+                format!("set exactly one of: {one_of}")
+            };
+            r.error(at, path, format!("more than one kind of secret given ({}); {rule}", labels.join(", ")));
         }
     }
     // Every given kind is checked, so that one run reports all broken files.
     let mut kinds: Vec<CredentialKind> = given.iter().filter_map(|&i| build_kind(r, &map, i, base_dir, env)).collect();
-    if r.len() != errors_before || kinds.len() != 1 {
+    if r.len() != errors_before || delegated.is_none() {
         return None;
     }
-    Some(Credential { name: name.to_owned(), client_id: client_id?, kind: kinds.pop()? })
+    let kind = match (delegated == Some(true), kinds.pop()) {
+        (true, Some(CredentialKind::Secret(src))) if kinds.is_empty() => CredentialKind::Delegated(Some(src)),
+        (true, None) => CredentialKind::Delegated(None),
+        (false, Some(kind)) if kinds.is_empty() => kind,
+        _ => return None,
+    };
+    Some(Credential { name: name.to_owned(), client_id: client_id?, kind })
+}
+
+/// `delegated:`, false when absent; `None` (reported) when not a boolean.
+fn delegated_flag(r: &mut Report, map: &MapView<'_>) -> Option<bool> {
+    let Some(node) = map.get("delegated") else {
+        return Some(false);
+    };
+    match node.value {
+        Value::Bool(b) => Some(b),
+        _ => {
+            r.error(node.loc, &map.path_of("delegated"), format!("expected true or false, found {}", node.kind_name()));
+            None
+        }
+    }
 }
 
 fn build_kind(

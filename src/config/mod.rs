@@ -111,6 +111,10 @@ pub enum CredentialKind {
     Certificate(CertificateCredential),
     /// Workload identity federation: the file holds the assertion and is re-read each time.
     FederatedTokenFile(PathBuf),
+    /// `delegated: true`: a signed-in account (`m365mon login`) whose refresh
+    /// token lives in the token store; the client secret is optional (none:
+    /// a public client with "allow public client flows").
+    Delegated(Option<SecretSource>),
 }
 
 /// Where a client secret comes from. Files and variables are read again on

@@ -143,6 +143,10 @@ fn describe_kind(kind: &CredentialKind) -> String {
             format!("certificate {} ({verb} {})", c.certificate_file.display(), utc_date(c.not_after_unix))
         }
         CredentialKind::FederatedTokenFile(p) => format!("federated token file {}", p.display()),
+        CredentialKind::Delegated(None) => "delegated sign-in (public client)".to_owned(),
+        CredentialKind::Delegated(Some(src)) => {
+            format!("delegated sign-in with {}", describe_kind(&CredentialKind::Secret(src.clone())))
+        }
     }
 }
 
@@ -191,17 +195,15 @@ struct CredentialOut<'a> {
     private_key_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     federated_token_file: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    delegated: bool,
 }
 
 impl<'a> CredentialOut<'a> {
     fn new(c: &'a Credential) -> Self {
         let base = CredentialOut { client_id: &c.client_id, ..Default::default() };
         match &c.kind {
-            CredentialKind::Secret(SecretSource::Inline(_)) => CredentialOut { client_secret: Some(REDACTED), ..base },
-            CredentialKind::Secret(SecretSource::File(p)) => {
-                CredentialOut { client_secret_file: Some(p.display().to_string()), ..base }
-            }
-            CredentialKind::Secret(SecretSource::Env(v)) => CredentialOut { client_secret_env: Some(v), ..base },
+            CredentialKind::Secret(src) => Self::secret(base, src),
             CredentialKind::Certificate(cert) => CredentialOut {
                 certificate_file: Some(Commented(
                     cert.certificate_file.display().to_string(),
@@ -213,6 +215,16 @@ impl<'a> CredentialOut<'a> {
             CredentialKind::FederatedTokenFile(p) => {
                 CredentialOut { federated_token_file: Some(p.display().to_string()), ..base }
             }
+            CredentialKind::Delegated(None) => CredentialOut { delegated: true, ..base },
+            CredentialKind::Delegated(Some(src)) => CredentialOut { delegated: true, ..Self::secret(base, src) },
+        }
+    }
+
+    fn secret(base: Self, src: &'a SecretSource) -> Self {
+        match src {
+            SecretSource::Inline(_) => CredentialOut { client_secret: Some(REDACTED), ..base },
+            SecretSource::File(p) => CredentialOut { client_secret_file: Some(p.display().to_string()), ..base },
+            SecretSource::Env(v) => CredentialOut { client_secret_env: Some(v), ..base },
         }
     }
 }

@@ -60,11 +60,14 @@ pub enum FailureReason {
     SendFailed,
     /// Mail round trip: the message was accepted but did not arrive within the timeout.
     NotDelivered,
+    /// Delegated sign-in: no stored sign-in, or Entra rejected the refresh
+    /// token (expired, revoked, consent withdrawn); run `m365mon login`.
+    ReauthRequired,
 }
 
 impl FailureReason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [FailureReason; 15] = [
+    pub const ALL: [FailureReason; 16] = [
         FailureReason::Timeout,
         FailureReason::Network,
         FailureReason::Http5xx,
@@ -80,6 +83,7 @@ impl FailureReason {
         FailureReason::AuthFailed,
         FailureReason::SendFailed,
         FailureReason::NotDelivered,
+        FailureReason::ReauthRequired,
     ];
 
     /// The `reason` label value.
@@ -100,6 +104,7 @@ impl FailureReason {
             FailureReason::AuthFailed => "auth_failed",
             FailureReason::SendFailed => "send_failed",
             FailureReason::NotDelivered => "not_delivered",
+            FailureReason::ReauthRequired => "reauth_required",
         }
     }
 }
