@@ -219,9 +219,7 @@ async fn every_failure_reason_is_reported() {
             "missing-things",
             ALPHA,
             "app",
-            &format!(
-                "      - type: exchange\n        mailbox: nobody@alpha.example\n      - type: sharepoint\n        site: https://alpha.sharepoint.com/sites/nothing-here\n      - type: teams\n        team_id: b0000000-0000-4000-8000-00000000ffff\n      - type: onedrive\n        user: guest@alpha.example\n"
-            )
+            "      - type: exchange\n        mailbox: nobody@alpha.example\n      - type: sharepoint\n        site: https://alpha.sharepoint.com/sites/nothing-here\n      - type: teams\n        team_id: b0000000-0000-4000-8000-00000000ffff\n      - type: onedrive\n        user: guest@alpha.example\n"
         ),
     );
     subs.push_str(&real);

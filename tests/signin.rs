@@ -277,3 +277,39 @@ async fn a_bad_secret_does_not_hammer_the_token_endpoint() {
     })
     .await;
 }
+
+/// A cached token is reused until five minutes before it expires, then
+/// renewed once: over two virtual hours of five-minute Graph probes with
+/// one-hour tokens, three token requests.
+#[tokio::test(start_paused = true)]
+async fn cached_tokens_are_renewed_shortly_before_expiry() {
+    let mut w = world();
+    w.token_lifetime_seconds = 3600;
+    let sim = start_sim(w).await;
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, "5m", "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub(
+            "alpha",
+            ALPHA,
+            "app",
+            "      - type: organization\n      - type: teams\n        team_id: b0000000-0000-4000-8000-000000000001\n"
+        ),
+    );
+    let e = Exporter::start(&yaml).await;
+    let start = tokio::time::Instant::now();
+    e.wait_metrics("a first run", Duration::from_secs(600), |m| (m.runs("alpha", "organization") >= 1.0).then_some(()))
+        .await;
+    assert_eq!(sim.token_requests(ALPHA), 1);
+    // Renewal is due 55 minutes after the first request.
+    tokio::time::sleep_until(start + Duration::from_secs(50 * 60)).await;
+    assert_eq!(sim.token_requests(ALPHA), 1, "reused within its lifetime");
+    tokio::time::sleep_until(start + Duration::from_secs(2 * 3600)).await;
+    let m = e.metrics().await;
+    assert!(m.runs("alpha", "organization") >= 23.0, "{}", m.text);
+    assert_eq!(m.success("alpha", "organization"), Some(1.0));
+    assert_eq!(m.success("alpha", "teams"), Some(1.0));
+    assert_eq!(sim.token_requests(ALPHA), 3, "one renewal per 55 minutes");
+    assert_eq!(m.value("m365mon_token_requests_total", &[("subscription", "alpha")]), 3.0);
+}
