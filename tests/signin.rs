@@ -46,8 +46,8 @@ const AUTH_AND_ORG: &str = "      - type: auth\n      - type: organization\n";
 async fn client_secret_inline_from_file_and_from_environment_sign_in() {
     // client_secret_env: tests cannot set variables of their own process
     // (unsafe, and the crate forbids unsafe), so the simulator's app gets the
-    // value of one that cargo sets for every test run as an extra secret.
-    let env_value = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
+    // value of one that every test run has, PATH, as an extra secret.
+    let env_value = std::env::var("PATH").expect("PATH is set (the promtool tests need it too)");
     let mut w = world();
     let app = w.apps.iter_mut().find(|a| a.client_id == SECRET_APP).unwrap();
     app.secrets.push(AppSecret { value: m365mon::config::Secret::new(env_value), expired: false });
@@ -56,7 +56,7 @@ async fn client_secret_inline_from_file_and_from_environment_sign_in() {
     let dir = TempDir::new("signin");
     dir.write("secret.txt", &format!("{SECRET}\n"));
     let yaml = format!(
-        "{}credentials:\n{}  file:\n    client_id: {SECRET_APP}\n    client_secret_file: secret.txt\n  env:\n    client_id: {SECRET_APP}\n    client_secret_env: CARGO_MANIFEST_DIR\nsubscriptions:\n{}{}{}",
+        "{}credentials:\n{}  file:\n    client_id: {SECRET_APP}\n    client_secret_file: secret.txt\n  env:\n    client_id: {SECRET_APP}\n    client_secret_env: PATH\nsubscriptions:\n{}{}{}",
         global(&sim, NEVER, "5s"),
         secret_credential("inline", SECRET_APP, SECRET),
         sub("inline", "alpha.onmicrosoft.com", "inline", AUTH_AND_ORG),
