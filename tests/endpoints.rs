@@ -271,3 +271,23 @@ async fn health_readiness_landing_page_404_and_405() {
     assert!(bad.ends_with("<td>never</td></tr>"), "never succeeded: {bad}");
     assert!(html.contains("Microsoft service health").eq(&false), "no service_health probe configured");
 }
+
+/// Whatever Prometheus (or anyone) sends as the scrape timeout, the
+/// exporter answers: nonsense is ignored, huge values mean "no extra bound".
+#[tokio::test]
+async fn odd_scrape_timeout_headers_are_ignored_not_fatal() {
+    let sim = start_sim(world()).await;
+    let e = Exporter::start(&config(&sim, NEVER)).await;
+    for value in ["1e300", "18446744073709551616", "inf", "NaN", "-1", "0", "abc", ""] {
+        let r = e
+            .http
+            .get(e.url("/probe?subscription=alpha&probe=organization"))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", value)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("scrape timeout {value:?}: no answer: {err}"));
+        assert_eq!(r.status().as_u16(), 200, "scrape timeout {value:?}");
+        let m = Metrics::parse(&r.text().await.unwrap());
+        assert_eq!(m.success("alpha", "organization"), Some(1.0), "scrape timeout {value:?}:\n{}", m.text);
+    }
+}
