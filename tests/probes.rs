@@ -488,3 +488,56 @@ async fn a_failing_tenant_changes_no_other_tenants_results() {
         assert_eq!(a.runs("good", p), m.runs("good", p), "{p}: the same number of runs");
     }
 }
+
+/// A Retry-After too large to add to a clock (here u64::MAX seconds) must
+/// neither crash a probe nor silence it forever: the exporter caps the wait.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_retry_after_is_capped() {
+    let sim = start_sim(world()).await;
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, "1m", "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", &format!("{}{}", one("organization"), one("auth"))),
+    );
+    let e = Exporter::start(&yaml).await;
+    wait_all_ran(&e, &[("alpha", "organization"), ("alpha", "auth")]).await;
+    let forever = Duration::from_secs(u64::MAX);
+    let throttled =
+        |m: &Metrics| m.value("m365mon_probe_throttled_total", &[("subscription", "alpha"), ("probe", "organization")]);
+    let runs_after_throttling = |before: f64| {
+        let e = &e;
+        async move {
+            let at = tokio::time::Instant::now();
+            let m = e
+                .wait_metrics("organization to run again", Duration::from_secs(2 * 3600), |m| {
+                    (m.runs("alpha", "organization") > before).then(|| m.clone())
+                })
+                .await;
+            let waited = at.elapsed();
+            assert!(waited >= Duration::from_secs(3500) && waited <= Duration::from_secs(3700), "{waited:?}");
+            m
+        }
+    };
+    // On demand: the 429 is answered as throttled, and the workload waits.
+    sim.set_fault(ALPHA, Target::Organization, Fault::Throttled { retry_after: forever });
+    let p = e.probe("subscription=alpha&probe=organization").await;
+    assert_eq!(p.get("m365mon_probe_throttled", &[("subscription", "alpha"), ("probe", "organization")]), Some(1.0));
+    sim.clear_all_faults();
+    let before = e.metrics().await.runs("alpha", "organization");
+    let m = runs_after_throttling(before).await;
+    assert_eq!(m.success("alpha", "organization"), Some(1.0));
+
+    // Scheduled: counted as throttled; the probe task survives it.
+    sim.set_fault(ALPHA, Target::Organization, Fault::Throttled { retry_after: forever });
+    let m = e
+        .wait_metrics("a scheduled throttled run", Duration::from_secs(120), |m| {
+            (throttled(m) >= 1.0).then(|| m.clone())
+        })
+        .await;
+    sim.clear_all_faults();
+    let m = runs_after_throttling(m.runs("alpha", "organization")).await;
+    assert_eq!(m.success("alpha", "organization"), Some(1.0));
+    assert_eq!(throttled(&m), 1.0);
+    assert!(m.runs("alpha", "auth") >= 60.0, "the other probe kept running: {}", m.text);
+}

@@ -156,14 +156,20 @@ enum Transport {
     Network(String),
 }
 
-/// Parses Retry-After: integer seconds, or an HTTP date (accepted defensively).
+/// The longest Retry-After honoured. A larger value is cut to this: added to
+/// a clock, a huge one (say `u64::MAX` seconds) would overflow and panic the
+/// probe, and a merely absurd one would silence the workload for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Parses Retry-After: integer seconds, or an HTTP date (accepted
+/// defensively); at most [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
@@ -323,6 +329,8 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
     }
 
     #[test]
