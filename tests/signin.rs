@@ -313,3 +313,27 @@ async fn cached_tokens_are_renewed_shortly_before_expiry() {
     assert_eq!(sim.token_requests(ALPHA), 3, "one renewal per 55 minutes");
     assert_eq!(m.value("m365mon_token_requests_total", &[("subscription", "alpha")]), 3.0);
 }
+
+/// An absurd `expires_in` (u64::MAX seconds) neither crashes sign-in nor
+/// keeps a token for ever: the cache renews it within a day.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_token_lifetime_is_capped() {
+    let mut w = world();
+    w.token_lifetime_seconds = u64::MAX;
+    let sim = start_sim(w).await;
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, "1h", "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", "      - type: organization\n"),
+    );
+    let e = Exporter::start(&yaml).await;
+    let m = e.probe("subscription=alpha").await;
+    assert_eq!(m.success("alpha", "organization"), Some(1.0), "{}", m.text);
+    assert_eq!(sim.token_requests(ALPHA), 1);
+    tokio::time::sleep(Duration::from_secs(25 * 3600)).await;
+    let m = e.metrics().await;
+    assert!(m.runs("alpha", "organization") >= 24.0, "{}", m.text);
+    assert_eq!(m.success("alpha", "organization"), Some(1.0));
+    assert_eq!(sim.token_requests(ALPHA), 2, "renewed once within the day");
+}

@@ -47,7 +47,7 @@ impl AuthError {
 pub struct Issued {
     /// The bearer token (never parsed: Microsoft says clients must not).
     pub access_token: Secret,
-    /// Its lifetime from `expires_in` (number or numeric string; 3599 s when absent).
+    /// Its lifetime from `expires_in` (number or numeric string; 3599 s when absent; at most a day).
     pub expires_in: Duration,
 }
 
@@ -156,6 +156,11 @@ enum Transport {
     Network(String),
 }
 
+/// The longest token lifetime believed (Entra issues 60 to 90 minutes). A
+/// larger `expires_in` is cut to this: added to a clock, a huge one (say
+/// `u64::MAX`) would overflow and panic the sign-in.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
 /// The longest Retry-After honoured. A larger value is cut to this: added to
 /// a clock, a huge one (say `u64::MAX` seconds) would overflow and panic the
 /// probe, and a merely absurd one would silence the workload for years.
@@ -232,7 +237,7 @@ pub async fn request_token(
     let fut: TokenFuture<'_> = Box::pin(req.request_async(&send));
     match fut.await {
         Ok(tok) => {
-            let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).max(1);
+            let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).clamp(1, MAX_TOKEN_LIFETIME_SECS);
             log.line(format!("token: issued, expires in {secs}s"));
             Ok(Issued {
                 access_token: Secret::new(tok.access_token.secret().clone()),
