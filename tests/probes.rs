@@ -166,7 +166,7 @@ async fn every_failure_reason_is_reported() {
         ("malformed-org", Target::Organization, Fault::Malformed, "organization", "invalid_response"),
     ];
     // Token endpoint faults, seen by every probe of the tenant.
-    let token_faults: [(&str, Fault, &str); 7] = [
+    let token_faults: [(&str, Fault, &str); 8] = [
         ("token-bad-secret", Fault::BadSecret, "credential_invalid"),
         ("token-expired", Fault::ExpiredSecret, "credential_expired"),
         ("token-not-consented", Fault::NotConsented, "not_consented"),
@@ -174,6 +174,8 @@ async fn every_failure_reason_is_reported() {
         ("token-down", Fault::Down, "http_5xx"),
         ("token-reset", Fault::ConnectionReset, "network"),
         ("token-malformed", Fault::Malformed, "invalid_response"),
+        // Conditional Access (AADSTS53003): none of the specific reasons.
+        ("token-forbidden", Fault::Forbidden, "auth_failed"),
     ];
     let mut n = 0;
     let mut tenants = Vec::new();
@@ -272,8 +274,8 @@ async fn every_failure_reason_is_reported() {
         );
         assert!(body.contains(&want), "{}/{}: {body}", c.name, c.probe);
     }
-    // Every reason of the README but `auth_failed` and `throttled` (not
-    // failures of a probe run: see the throttling tests) appears.
+    // Every reason of the README but `throttled` (not a failure of a probe
+    // run: see the throttling tests) appears.
     let expected = [
         "timeout",
         "network",
@@ -286,6 +288,7 @@ async fn every_failure_reason_is_reported() {
         "credential_expired",
         "not_consented",
         "tenant_not_found",
+        "auth_failed",
     ];
     assert_eq!(seen, expected.into_iter().collect());
 
