@@ -160,7 +160,10 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| Duration::from_secs_f64(s).saturating_sub(SCRAPE_TIMEOUT_OFFSET).max(Duration::from_millis(100)));
+        // `try_`: a finite but huge value (e.g. 1e300) would make
+        // `from_secs_f64` panic; such a header adds no bound.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|s| s.saturating_sub(SCRAPE_TIMEOUT_OFFSET).max(Duration::from_millis(100)));
 
     let mut set = tokio::task::JoinSet::new();
     for (i, p) in probes.iter().enumerate() {

@@ -48,7 +48,7 @@ impl AuthError {
 pub struct Issued {
     /// The bearer token (never parsed: Microsoft says clients must not).
     pub access_token: Secret,
-    /// Its lifetime from `expires_in` (number or numeric string; 3599 s when absent).
+    /// Its lifetime from `expires_in` (number or numeric string; 3599 s when absent; at most a day).
     pub expires_in: Duration,
     /// The rotated refresh token of a delegated grant (never sent for client credentials).
     pub refresh_token: Option<Secret>,
@@ -159,14 +159,25 @@ enum Transport {
     Network(String),
 }
 
-/// Parses Retry-After: integer seconds, or an HTTP date (accepted defensively).
+/// The longest token lifetime believed (Entra issues 60 to 90 minutes). A
+/// larger `expires_in` is cut to this: added to a clock, a huge one (say
+/// `u64::MAX`) would overflow and panic the sign-in.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
+/// The longest Retry-After honoured. A larger value is cut to this: added to
+/// a clock, a huge one (say `u64::MAX` seconds) would overflow and panic the
+/// probe, and a merely absurd one would silence the workload for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Parses Retry-After: integer seconds, or an HTTP date (accepted
+/// defensively); at most [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 pub(crate) fn resolve_secret(src: &SecretSource) -> Result<String, AuthError> {
@@ -294,7 +305,7 @@ fn finish(
 ) -> Result<Issued, AuthError> {
     match result {
         Ok(tok) => {
-            let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).max(1);
+            let secs = tok.expires_in.or(tok.ext_expires_in).unwrap_or(3599).clamp(1, MAX_TOKEN_LIFETIME_SECS);
             log.line(format!("token: issued, expires in {secs}s"));
             Ok(Issued {
                 access_token: Secret::new(tok.access_token.secret().clone()),
@@ -392,6 +403,8 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
     }
 
     #[test]
