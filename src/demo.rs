@@ -24,6 +24,7 @@ pub const DEMO_CONFIG_ORIGIN: &str = "<built-in demo config>";
 /// Four subscriptions share the admin `noc@reseller.example`, who manages
 /// them all; each also has its own admin. `tailspin` signs in with an
 /// expired secret, so it fails from the start with `credential_expired`.
+/// Contoso also sends a mail round trip to Fabrikam's mailbox every minute.
 pub fn demo_config(authority_host: &str, graph_endpoint: &str) -> String {
     let mut yaml = format!(
         "# Built-in config of `m365mon demo`: the simulator's four tenants.\n\
@@ -60,8 +61,21 @@ pub fn demo_config(authority_host: &str, graph_endpoint: &str) -> String {
                  - type: sharepoint\n        site: https://{name}.sharepoint.com/sites/monitoring\n      \
                  - type: onedrive\n        user: monitor@{name}.com\n      \
                  - type: teams\n        team_id: aaaaaaaa-0000-4000-8000-00000000000{team}\n      \
-                 - type: service_health\n"
+                 - type: service_health\n      \
+                 - type: message_center\n        interval: 1m\n"
         ));
+        if name == "contoso" {
+            // A cross-tenant mail round trip: Contoso sends, Fabrikam's mailbox is
+            // read with Fabrikam's own sign-in, so Fabrikam's Exchange outage shows here too.
+            yaml.push_str(
+                "      - type: mail_roundtrip\n        \
+                   from: monitor@contoso.com\n        \
+                   to: monitor@fabrikam.com\n        \
+                   to_subscription: fabrikam\n        \
+                   interval: 1m\n        \
+                   timeout: 30s\n",
+            );
+        }
     }
     yaml
 }
@@ -165,7 +179,8 @@ pub async fn demo(listen: SocketAddr, sim_listen: SocketAddr) -> ExitCode {
     println!("  probe one:      http://{addr}/probe?subscription=contoso&debug=true");
     println!("  simulator:      http://{}/_sim (control API)", demo.sim.addr());
     println!("Expect: tailspin fails at once (expired secret); fabrikam's Exchange goes down at 0:30;");
-    println!("northwind's SharePoint is throttled at 1:00; Contoso gets an Exchange incident at 1:00.");
+    println!("northwind's SharePoint is throttled at 1:00; Contoso gets an Exchange incident at 1:00;");
+    println!("Contoso mails Fabrikam every minute (mail_roundtrip, delivery takes 2 s).");
     println!("Press Ctrl-C to stop.");
     reload_on_sighup(demo.app.clone());
     let result = serve_app(demo.app.clone(), listener, None).await;
