@@ -250,7 +250,7 @@ impl Stack {
 fn m365mon_config(sim: &SimHandle) -> String {
     let certs = root().join("tests/fixtures/certs");
     let mut y = format!(
-        "global:\n  authority_host: {}\n  graph_endpoint: {}\n  probe_interval: {PROBE_INTERVAL}\n  probe_timeout: 1500ms\n\
+        "global:\n  authority_host: {}\n  graph_endpoint: {}\n  probe_interval: {PROBE_INTERVAL}\n  probe_timeout: 2s\n\
          credentials:\n  msp-secret:\n    client_id: e2e00000-0000-4000-8000-000000000001\n    client_secret: e2e-secret-not-for-production\n\
          \x20 msp-cert:\n    client_id: e2e00000-0000-4000-8000-000000000002\n    certificate_file: {}\n    private_key_file: {}\n\
          subscriptions:\n",
