@@ -349,7 +349,7 @@ async fn dashboards_and_metrics(stack: &Stack) {
                     v["data"].as_array().is_some_and(|a| !a.is_empty())
                 }
                 "label_values" => {
-                    let start = format!("{}", chrono_now() - 300);
+                    let start = format!("{}", unix_now() - 300);
                     let v: serde_json::Value = stack
                         .http
                         .post(format!("{}/api/v1/series", stack.prometheus_url))
@@ -405,6 +405,6 @@ async fn dashboards_and_metrics(stack: &Stack) {
 }
 
 /// Seconds since the epoch.
-fn chrono_now() -> u64 {
+fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

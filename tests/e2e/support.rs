@@ -89,8 +89,8 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// Polls `check` until it returns `Some`, or panics with `what` (and the last
-/// value `describe` gives) after `limit`.
+/// Polls `check` every [`POLL`] until it returns `Ok`, or panics after `limit`
+/// naming `what` and the last `Err` (the state seen).
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
