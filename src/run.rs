@@ -209,7 +209,9 @@ async fn serve(cli: Cli) -> ExitCode {
     let subs = config.subscriptions.len();
     let app = App::start_with_storage(source, config, app::http_client(), &cli.storage_path);
     reload_on_sighup(app.clone());
-    tracing::info!(address = %cli.listen_address, subscriptions = subs, storage = %cli.storage_path.display(), version = app.build.version, "m365mon listening");
+    // The bound address, so that `--web.listen-address=HOST:0` shows the port it got.
+    let address = listener.local_addr().map_or_else(|_| cli.listen_address.to_string(), |a| a.to_string());
+    tracing::info!(address = %address, subscriptions = subs, storage = %cli.storage_path.display(), version = app.build.version, "m365mon listening");
     match serve_app(app, listener, cli.web_config_file).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
