@@ -19,7 +19,8 @@ pub struct Cli {
     #[arg(long = "config.file", value_name = "FILE", default_value = "m365mon.yml", global = true)]
     pub config_file: PathBuf,
     /// Address to listen on for /metrics, /probe and the landing page.
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
+    /// `:PORT` listens on every interface, as in other Prometheus exporters.
+    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = DEFAULT_LISTEN, value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
     /// Exporter-toolkit web config file enabling TLS and/or basic auth.
     #[arg(long = "web.config.file", value_name = "FILE")]
@@ -71,7 +72,7 @@ pub enum Command {
     /// Run the Entra ID and Graph simulator alone.
     Simulate {
         /// Address for the simulator.
-        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10366")]
+        #[arg(long, value_name = "[HOST]:PORT", default_value = "127.0.0.1:10366", value_parser = parse_listen_address)]
         listen: SocketAddr,
         /// Tenants file (YAML); without it the built-in demo tenants are used.
         #[arg(long, value_name = "FILE")]
@@ -83,10 +84,62 @@ pub enum Command {
     /// Run the simulator and the exporter together on loopback with a built-in config and scenario.
     Demo {
         /// Address for the exporter.
-        #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = "127.0.0.1:10365")]
+        #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = "127.0.0.1:10365", value_parser = parse_listen_address)]
         listen_address: SocketAddr,
         /// Address for the simulator (port 0 picks a free one).
-        #[arg(long = "sim.listen-address", value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+        #[arg(long = "sim.listen-address", value_name = "[HOST]:PORT", default_value = "127.0.0.1:0", value_parser = parse_listen_address)]
         sim_listen_address: SocketAddr,
     },
+}
+
+/// Parses a listen address as Prometheus exporters take it: `HOST:PORT`,
+/// `[IPv6]:PORT`, a host name such as `localhost:10365` (its first address),
+/// or `:PORT` for every IPv4 interface.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let s = s.trim();
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    if let Ok(addr) = full.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = full.rsplit_once(':') else {
+        return Err(format!("\"{s}\" is not HOST:PORT (for example :10365 or 127.0.0.1:10365)"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("\"{s}\" is not HOST:PORT (for example :10365 or 127.0.0.1:10365)"));
+    }
+    match full.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("host \"{host}\" has no address")),
+        Err(e) => Err(format!("cannot resolve host \"{host}\": {e}")),
+    }
+}
+
+#[cfg(test)]
+mod listen_address_tests {
+    use super::parse_listen_address;
+
+    #[test]
+    fn forms_prometheus_users_write() {
+        assert_eq!(parse_listen_address(":10365").unwrap().to_string(), "0.0.0.0:10365");
+        assert_eq!(parse_listen_address("127.0.0.1:9").unwrap().to_string(), "127.0.0.1:9");
+        assert_eq!(parse_listen_address("[::1]:10365").unwrap().to_string(), "[::1]:10365");
+        assert!(parse_listen_address("localhost:10365").unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert_eq!(
+            parse_listen_address("10365").unwrap_err(),
+            "\"10365\" is not HOST:PORT (for example :10365 or 127.0.0.1:10365)"
+        );
+        assert_eq!(
+            parse_listen_address("localhost:http").unwrap_err(),
+            "\"localhost:http\" is not HOST:PORT (for example :10365 or 127.0.0.1:10365)"
+        );
+        assert!(
+            parse_listen_address("no-such-host.invalid:1")
+                .unwrap_err()
+                .starts_with("cannot resolve host \"no-such-host.invalid\"")
+        );
+    }
 }
