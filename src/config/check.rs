@@ -167,6 +167,28 @@ impl<'a> MapView<'a> {
         self.as_string(r, key, node)
     }
 
+    /// The required `name` key: a valid name not used by an earlier entry of
+    /// the same list (`seen` maps names to the path that used them first).
+    pub fn unique_name(
+        &self,
+        r: &mut Report,
+        seen: &mut std::collections::HashMap<String, String>,
+        what: &str,
+    ) -> Option<Located<String>> {
+        self.required_string(r, "name").filter(|n| {
+            if let Err(msg) = super::values::check_name(&n.value) {
+                r.error(n.loc, &n.path, msg);
+                return false;
+            }
+            if let Some(first) = seen.get(&n.value) {
+                r.error(n.loc, &n.path, format!("duplicate {what} name \"{}\" (also used by {first})", n.value));
+                return false;
+            }
+            seen.insert(n.value.clone(), self.path.clone());
+            true
+        })
+    }
+
     /// A required string.
     pub fn required_string(&self, r: &mut Report, key: &str) -> Option<Located<String>> {
         let node = self.required(r, key)?;

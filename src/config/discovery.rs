@@ -31,18 +31,7 @@ pub(super) fn parse_list(
     for (path, item) in items {
         let Some(map) = MapView::new(r, item, &path) else { continue };
         map.deny_unknown(r, KEYS);
-        let name = map.required_string(r, "name").filter(|n| {
-            if let Err(msg) = values::check_name(&n.value) {
-                r.error(n.loc, &n.path, msg);
-                return false;
-            }
-            if let Some(first) = seen.get(&n.value) {
-                r.error(n.loc, &n.path, format!("duplicate discovery name \"{}\" (also used by {first})", n.value));
-                return false;
-            }
-            seen.insert(n.value.clone(), path.clone());
-            true
-        });
+        let name = map.unique_name(r, &mut seen, "discovery");
         if let Some(d) = parse_one(r, &map, name.map(|n| n.value), global, creds, defaults) {
             out.push(d);
         }

@@ -58,18 +58,7 @@ pub(super) fn parse_list(
     for (path, item) in items {
         let Some(map) = MapView::new(r, item, &path) else { continue };
         map.deny_unknown(r, SUBSCRIPTION_KEYS);
-        let name = map.required_string(r, "name").filter(|n| {
-            if let Err(msg) = values::check_name(&n.value) {
-                r.error(n.loc, &n.path, msg);
-                return false;
-            }
-            if let Some(first) = seen.get(&n.value) {
-                r.error(n.loc, &n.path, format!("duplicate subscription name \"{}\" (also used by {first})", n.value));
-                return false;
-            }
-            seen.insert(n.value.clone(), path.clone());
-            true
-        });
+        let name = map.unique_name(r, &mut seen, "subscription");
         if let Some(sub) = parse_one(r, &map, name, global, creds, defaults, &mut refs) {
             subs.push(sub);
         }
