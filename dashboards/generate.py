@@ -550,6 +550,28 @@ def fleet():
                            override("Value #B", displayName="Last success"),
                            override("Value #C", displayName="Last run")]), 24, 8)
 
+    L.row("Needs attention")
+    L.add(table("Needs attention",
+                "Things that need a person before they become outages: delegated sign-ins that must be renewed with "
+                "`m365mon login` (the command is in the row), the partner's GDAP relationships that end within 30 "
+                "days (time left), and partner discovery entries that cannot read the customer list (recording rule "
+                "discovery:m365mon_discovery:failing; not filtered by admin, a discovery belongs to no subscription). "
+                "Empty when nothing needs attention.",
+                [target(f'label_replace(max by (subscription) (m365mon_credential_reauth_required{{{SUB}}}) == 1,\n'
+                        f'  "issue", "delegated sign-in: run m365mon login --subscription $1", "subscription", "(.*)")',
+                        ref="A", instant=True, table=True),
+                 target(f'label_replace(\n  (max by (subscription) (m365mon_relationship_expiry_timestamp_seconds{{{SUB}}}) - time())'
+                        f' < 30 * 86400,\n  "issue", "GDAP relationship ends", "", "")',
+                        ref="B", instant=True, table=True),
+                 target('max by (subscription, issue) (label_replace(label_replace(discovery:m365mon_discovery:failing,\n'
+                        '  "subscription", "discovery $1", "discovery", "(.*)"), "issue", "partner discovery failing", "", ""))',
+                        ref="C", instant=True, table=True)],
+                "s", hide=("Time", "Value #A", "Value #C"), order=["subscription", "issue", "Value #B"],
+                sort_by=("Time left", False), no_value="nothing needs attention",
+                overrides=[override("subscription", displayName="Subscription / discovery", links=detail_link()),
+                           override("issue", displayName="Issue"),
+                           override("Value #B", displayName="Time left", decimals=0)]), 24, 6)
+
     L.row("Widespread outages (all subscriptions)")
     L.add(timeseries("Share of subscriptions failing, by probe",
                      "For each probe, the share of ALL monitored subscriptions (not only the selected ones) whose last "
@@ -729,6 +751,66 @@ def subscription():
                 overrides=[override("service_name", displayName="Service"),
                            override("classification", displayName="Classification"),
                            override("Value", displayName="Issues")]), 6, 9)
+
+    L.row("Delegated sign-in, GDAP relationship and message center")
+    L.add(stat("Delegated sign-in",
+               "For a delegated credential (delegated: true, signs in as an account): whether that sign-in works or "
+               "must be renewed with `m365mon login --subscription $subscription` (none stored, or Entra ID rejected "
+               "the refresh token). Empty for app sign-in (secret, certificate, federated).",
+               [target(f"max(m365mon_credential_reauth_required{{{SUB}}})", instant=True)],
+               "none", color_mode="background", no_value="app sign-in (not delegated)",
+               mappings=[{"type": "value", "options": {
+                   "0": {"text": "signed in", "color": "green", "index": 0},
+                   "1": {"text": "needs m365mon login", "color": "red", "index": 1}}}]),
+          6, 4)
+    L.add(stat("GDAP relationship ends in",
+               "Time left in the partner's latest GDAP relationship in force with this tenant (read by a discovery: "
+               "entry). The alert M365monRelationshipExpiring warns 30 days ahead. Empty when the tenant is no "
+               "customer of a configured partner.",
+               [target(f"max(m365mon_relationship_expiry_timestamp_seconds{{{SUB}}}) - time()", instant=True)],
+               "s", no_value="not a GDAP customer", decimals=0,
+               steps=thresholds(("red", None), ("orange", 7 * 86400), ("yellow", 30 * 86400), ("green", 60 * 86400))),
+          6, 4)
+    L.add(stat("Message center: next action by",
+               "The earliest future action-required date of the tenant's message center posts (message_center "
+               "probe). Empty when no post asks for action by a future date, or without a message_center probe.",
+               [target(f"max(m365mon_message_center_next_action_timestamp_seconds{{{SUB}}}) * 1000", instant=True)],
+               "dateTimeAsIso", no_value="no action date ahead"), 6, 4)
+    L.add(table("Message center posts",
+                "Message center posts listed for the tenant, by category (preventOrFixIssue, planForChange, "
+                "stayInformed) and severity (normal, high, critical); categories and severities without posts are "
+                "left out.",
+                [target(f"sum by (category, severity) (m365mon_message_center_posts{{{SUB}}}) > 0", instant=True,
+                        table=True)],
+                "short", sort_by=("Posts", True), no_value="no posts (or no message_center probe)",
+                overrides=[override("category", displayName="Category"),
+                           override("severity", displayName="Severity"),
+                           override("Value", displayName="Posts", decimals=0)]), 6, 4)
+
+    mail = f'{SUB}, probe=~"$probe"'
+    L.row("Mail round trip")
+    L.add(timeseries("Mail delivery time",
+                     "Send-to-inbox time of the messages that mail_roundtrip probes delivered: 50th/90th/99th "
+                     "percentile per probe from the m365mon_mail_delivery_seconds histogram. Minimum step 15m: the "
+                     "probe runs every 5 minutes or less often. Empty without a mail_roundtrip probe. Messages not "
+                     "delivered by the probe's timeout are failures (next panel), not slow deliveries.",
+                     [target(f"histogram_quantile({q}, sum by (probe, le) (rate(m365mon_mail_delivery_seconds_bucket"
+                             f"{{{mail}}}[$__rate_interval])))", legend=f"{{{{probe}}}} p{int(q * 100)}", ref=r)
+                      for q, r in ((0.5, "A"), (0.9, "B"), (0.99, "C"))],
+                     "s", minv=0, interval="15m", no_value="no mail_roundtrip probe"), 16, 8)
+    L.add(timeseries("Mail delivered and lost",
+                     "Per mail_roundtrip probe and interval: messages delivered, and runs that failed because "
+                     "Exchange refused the message (send_failed) or it was not in the inbox by the timeout "
+                     "(not_delivered). Empty without a mail_roundtrip probe.",
+                     [target(f"sum by (probe) (increase(m365mon_mail_delivery_seconds_count{{{mail}}}[$__rate_interval]))",
+                             legend="{{probe}} delivered", ref="A"),
+                      target(lazy_counter_increase("m365mon_probe_failures_total",
+                                                   f'{mail}, reason=~"send_failed|not_delivered"',
+                                                   "$__rate_interval", "probe")
+                             + f"\nor 0 * sum by (probe) (increase(m365mon_mail_delivery_seconds_count{{{mail}}}"
+                               "[$__rate_interval]))",
+                             legend="{{probe}} not delivered or refused", ref="B")],
+                     "short", minv=0, decimals=0, interval="15m", no_value="no mail_roundtrip probe"), 8, 8)
 
     annotations = [
         {

@@ -15,6 +15,12 @@ Scenario: one sample a minute (scrape interval 60s), one probe run a minute, min
 
 Failure counters appear on a reason's first failure, already at 1, exactly as m365mon exports them.
 Microsoft reports Exchange Online degraded (one incident) for contoso and fabrikam from m 340.
+
+Newer metrics: tailspin signs in with a delegated credential whose sign-in is rejected from m 330
+(reauth required); the partner's GDAP relationship with contoso ends 20 days after END, with
+fabrikam 400 days after; contoso has a message center (3 posts, next action 5 days after END) and
+a mail round-trip probe that delivers a message every 2 minutes in 4 s, and loses one
+(not_delivered) at m 350; partner discovery "partner" is failing from m 300 (recording rule).
 """
 
 import time
@@ -144,6 +150,32 @@ def openmetrics():
             put("probe:m365mon_subscriptions_failing:ratio", f'{{probe="{probe}"}}', m,
                 round(failing / len(SUBSCRIPTIONS), 6))
 
+    mail = dict(subscription="contoso", probe="mail_roundtrip")
+    delivered = lost = 0
+    for m in range(FIRST_MINUTE, LAST_MINUTE + 1):
+        put("m365mon_credential_reauth_required", _labels(subscription="tailspin"), m, 1 if m >= 330 else 0)
+        put("m365mon_relationship_expiry_timestamp_seconds", _labels(subscription="contoso"), m, END + 20 * 86400)
+        put("m365mon_relationship_expiry_timestamp_seconds", _labels(subscription="fabrikam"), m, END + 400 * 86400)
+        for category in ("preventOrFixIssue", "planForChange", "stayInformed"):
+            for severity in ("normal", "high", "critical"):
+                n = {("planForChange", "normal"): 2, ("preventOrFixIssue", "high"): 1}.get((category, severity), 0)
+                put("m365mon_message_center_posts",
+                    _labels(subscription="contoso", category=category, severity=severity), m, n)
+        put("m365mon_message_center_next_action_timestamp_seconds", _labels(subscription="contoso"), m,
+            END + 5 * 86400)
+        if m % 2 == 0 and m != 350:
+            delivered += 1
+        if m == 350:
+            lost += 1
+        for le in ("1", "5", "30", "+Inf"):
+            put("m365mon_mail_delivery_seconds_bucket", _labels(**mail, le=le), m, 0 if le == "1" else delivered)
+        put("m365mon_mail_delivery_seconds_sum", _labels(**mail), m, 4 * delivered)
+        put("m365mon_mail_delivery_seconds_count", _labels(**mail), m, delivered)
+        if lost:
+            put("m365mon_probe_failures_total", _labels(**mail, reason="not_delivered"), m, lost)
+        if m >= 300:
+            put("discovery:m365mon_discovery:failing", '{discovery="partner"}', m, 1)
+
     lines = []
     for (name, labels), samples in sorted(series.items()):
         lines.extend(f"{name}{labels} {v} {t}" for t, v in samples)
@@ -236,6 +268,29 @@ VALUE_CHECKS = [
     check("m365mon-subscription", "Tenant and admins", "A", {"subscription": "tailspin"}, {
         frozenset({"tenant_id": SUBSCRIPTIONS["tailspin"]["tenant_id"], "cloud": "global",
                    "credential": "shared-secret"}.items()): 1}, 0),
+    # Needs attention: tailspin's delegated sign-in, contoso's GDAP relationship (20 days), discovery.
+    check("m365mon-fleet", "Needs attention", "A", {"subscription": ".*"},
+     {frozenset({"subscription": "tailspin",
+                 "issue": "delegated sign-in: run m365mon login --subscription tailspin"}.items()): 1}, 0),
+    check("m365mon-fleet", "Needs attention", "B", {"subscription": ".*"},
+     {frozenset({"subscription": "contoso", "issue": "GDAP relationship ends"}.items()): 20 * 86400}, 0),
+    check("m365mon-fleet", "Needs attention", "C", {"subscription": ".*"},
+     {frozenset({"subscription": "discovery partner", "issue": "partner discovery failing"}.items()): 1}, 0),
+    check("m365mon-subscription", "Delegated sign-in", "A", {"subscription": "tailspin"}, {frozenset(): 1}, 0),
+    check("m365mon-subscription", "Delegated sign-in", "A", {"subscription": "contoso"}, {}, 0),
+    check("m365mon-subscription", "Message center: next action by", "A", {"subscription": "contoso"},
+     {frozenset(): (END + 5 * 86400) * 1000}, 0),
+    check("m365mon-subscription", "Message center posts", "A", {"subscription": "contoso"},
+     {frozenset({"category": "planForChange", "severity": "normal"}.items()): 2,
+      frozenset({"category": "preventOrFixIssue", "severity": "high"}.items()): 1}, 0),
+    # Every delivery took 4 s (bucket 1..5 s): p50 interpolates to 3 s.
+    check("m365mon-subscription", "Mail delivery time", "A",
+     {"subscription": "contoso", "probe": ".*", "__rate_interval": "10m"},
+     {frozenset({"probe": "mail_roundtrip"}.items()): 3.0}, 0.001),
+    # The message lost at m 350 counts, although its failure series is born then.
+    check("m365mon-subscription", "Mail delivered and lost", "B",
+     {"subscription": "contoso", "probe": ".*", "__rate_interval": "15m"},
+     {frozenset({"probe": "mail_roundtrip"}.items()): 1}, 0),
     # A reason's first failure shows in "Failures by reason" (the series is born at 1).
     check("m365mon-subscription", "Failures by reason", "A",
      {"subscription": "contoso", "probe": "sharepoint", "__rate_interval": "5m"},

@@ -70,6 +70,29 @@ pub const SUBS: &[Sub] = &[
 /// The probes of every subscription.
 pub const PROBES: &[&str] = &["auth", "organization", "exchange", "service_health"];
 
+/// Litware's tenant ID: the GDAP customer of the partner tenant
+/// ([`PARTNER`]); given as a GUID so that its configured subscriptions win over
+/// discovery (tenants are compared by GUID) and discovery adds none.
+pub const LITWARE: &str = "e2e00000-0000-4000-8000-0000000000c6";
+/// The partner tenant that partner discovery (`msp`) reads.
+pub const PARTNER: &str = "msp.onmicrosoft.com";
+/// Litware's admins.
+pub const LITWARE_ADMINS: &[&str] = &["erin@litware.example", OPS];
+/// The subscription with the delegated credential (signed in by
+/// [`Stack::start`] before m365mon starts).
+pub const DELEGATED_SUB: &str = "litware-user";
+
+/// The (subscription, probe) pairs beyond [`SUBS`] x [`PROBES`]: Litware's
+/// message center, mail round trip and delegated sign-in, in a tenant that
+/// no outage phase touches (so they add no notification).
+pub const EXTRA_PROBES: &[(&str, &str)] = &[
+    ("litware", "auth"),
+    ("litware", "message_center"),
+    ("litware", "mail_roundtrip"),
+    (DELEGATED_SUB, "auth"),
+    (DELEGATED_SUB, "organization"),
+];
+
 /// The subscription called `name`.
 pub fn sub(name: &str) -> &'static Sub {
     SUBS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no subscription {name}"))
@@ -141,7 +164,10 @@ impl Stack {
 
         // m365mon, the binary users run, on the simulator.
         let config = dir.path().join("m365mon.yml");
-        std::fs::write(&config, m365mon_config(&sim)).expect("write m365mon.yml");
+        let config_text = m365mon_config(&sim);
+        std::fs::write(&config, &config_text).expect("write m365mon.yml");
+        let storage = dir.path().join("data");
+        sign_in_delegated(&config_text, dir.path(), &storage).await;
         let exporter_bin = PathBuf::from(env!("CARGO_BIN_EXE_m365mon"));
         let (exporter, exporter_port) = start_with_retry(&http, "m365mon", "/metrics", |port| {
             Proc::spawn(
@@ -150,6 +176,7 @@ impl Stack {
                 &[
                     format!("--config.file={}", config.display()),
                     format!("--web.listen-address=127.0.0.1:{port}"),
+                    format!("--storage.path={}", storage.display()),
                     "--log.level=warn".into(),
                 ],
                 dir.path(),
@@ -192,7 +219,7 @@ impl Stack {
             alertmanager,
             _dir: dir,
         };
-        let want = SUBS.len() * PROBES.len();
+        let want = SUBS.len() * PROBES.len() + EXTRA_PROBES.len();
         wait_for("every probe to succeed, as seen through the recording rules", Duration::from_secs(60), || async {
             let ok = stack.query("subscription_probe:m365mon_probe_success:min == 1").await?;
             if ok.len() == want { Ok(()) } else { Err(format!("{} of {want} probes succeeding", ok.len())) }
@@ -253,6 +280,9 @@ fn m365mon_config(sim: &SimHandle) -> String {
         "global:\n  authority_host: {}\n  graph_endpoint: {}\n  probe_interval: {PROBE_INTERVAL}\n  probe_timeout: 2s\n\
          credentials:\n  msp-secret:\n    client_id: e2e00000-0000-4000-8000-000000000001\n    client_secret: e2e-secret-not-for-production\n\
          \x20 msp-cert:\n    client_id: e2e00000-0000-4000-8000-000000000002\n    certificate_file: {}\n    private_key_file: {}\n\
+         \x20 msp-delegated:\n    client_id: e2e00000-0000-4000-8000-000000000003\n    delegated: true\n\
+         discovery:\n  - name: msp\n    credential: msp-secret\n    partner_tenant_id: {PARTNER}\n    refresh_interval: 5s\n\
+         \x20   subscription_template:\n      admins: [{OPS}]\n      probes: [{{type: auth}}]\n\
          subscriptions:\n",
         sim.authority_host(),
         sim.graph_endpoint(),
@@ -271,7 +301,37 @@ fn m365mon_config(sim: &SimHandle) -> String {
             s.tenant
         ));
     }
+    // Litware: message center and a mail round trip (interval >= timeout, and the
+    // timeout longer than the 5s between two looks into the inbox); and the
+    // same tenant signed in as an account.
+    let admins = LITWARE_ADMINS.join(", ");
+    y.push_str(&format!(
+        "  - name: litware\n    tenant_id: {LITWARE}\n    credential: msp-secret\n    admins: [{admins}]\n    probes:\n\
+         \x20     - type: auth\n      - type: message_center\n\
+         \x20     - type: mail_roundtrip\n        from: monitor@litware.onmicrosoft.com\n        to: monitor@litware.onmicrosoft.com\n\
+         \x20       interval: 10s\n        timeout: 8s\n\
+         \x20 - name: {DELEGATED_SUB}\n    tenant_id: {LITWARE}\n    credential: msp-delegated\n    admins: [{admins}]\n\
+         \x20   probes: [{{type: auth}}, {{type: organization}}]\n"
+    ));
     y
+}
+
+/// `m365mon login --subscription` [`DELEGATED_SUB`], in-process, into the
+/// token store at `storage` (the simulator approves the device code at the
+/// second poll; the waits between polls are skipped).
+async fn sign_in_delegated(config_text: &str, base: &Path, storage: &Path) {
+    let config = m365mon::config::parse_str(config_text, "m365mon.yml", base)
+        .unwrap_or_else(|e| panic!("the e2e m365mon.yml does not load:\n{e}"));
+    let (subscription, credential) =
+        m365mon::login::delegated_subscription(&config, Path::new("m365mon.yml"), DELEGATED_SUB).expect("delegated");
+    let store = m365mon::auth::TokenStore::new(storage);
+    let http = reqwest::Client::new();
+    let mut sleep = |_: Duration| Box::pin(async {}) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    let mut prompt = |_: &m365mon::auth::DeviceCode| {};
+    let mut progress = |_: &str| {};
+    m365mon::login::login(&http, &config, subscription, credential, &store, &mut sleep, &mut prompt, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("m365mon login --subscription {DELEGATED_SUB}: {e}"));
 }
 
 /// prometheus.yml: job `m365mon` (the selector of alerting/rules/config.yml),
