@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::auth::{StatusObserver, TokenObserver, TokenProvider, TokenStore};
-use crate::config::{Config, ProbeConfig, Subscription};
+use crate::config::{Config, ProbeConfig, ProbeKind, Subscription};
 use crate::graph::GraphClient;
 use crate::probe::{
     self, FailureReason, HealthSnapshot, MessageCenterSnapshot, Outcome, ProbeContext, ProbeLog, RunDetails, Workload,
@@ -295,6 +295,16 @@ impl Runner {
         let subscription = config.subscriptions.iter().find(|s| s.name == sub)?;
         let probe_cfg = subscription.probes.iter().find(|p| p.name == probe)?;
         let workload = Workload::of(&probe_cfg.kind);
+        if matches!(mode, Mode::OnDemand { .. }) && matches!(probe_cfg.kind, ProbeKind::MailRoundtrip { .. }) {
+            // A round trip takes longer than any scrape timeout (the first
+            // look into the inbox is 5 s after sending), so it only runs on schedule.
+            return Some(self.last_scheduled(
+                sub,
+                probe,
+                "mail_roundtrip probes only run on schedule",
+                Origin::NoResult,
+            ));
+        }
         // An on-demand run must answer before the scrape times out, so every
         // wait before it starts is bounded too, not only the run itself.
         let deadline = match mode {
@@ -311,6 +321,7 @@ impl Runner {
                 sub,
                 probe,
                 "another run of this probe did not finish before the scrape deadline",
+                Origin::Ran,
             ));
         };
 
@@ -341,6 +352,7 @@ impl Runner {
                 sub,
                 probe,
                 "max_concurrent_probes runs were busy until the scrape deadline",
+                Origin::Ran,
             ));
         };
         let slot = Slot { semaphore, permit: Mutex::new(Some(permit.ok()?)) };
@@ -398,10 +410,11 @@ impl Runner {
         })
     }
 
-    /// The answer of an on-demand run that could not start in time (`why`):
-    /// the last completed scheduled result of the probe, or a `timeout`
-    /// failure when there is none yet.
-    fn last_scheduled(&self, sub: &str, probe: &str, why: &str) -> RunRecord {
+    /// The answer of an on-demand run that did not start (`why`): the last
+    /// completed scheduled result of the probe. When there is none yet, a
+    /// `timeout` failure with origin `none` ([`Origin::Ran`]: the request
+    /// timed out; [`Origin::NoResult`]: nothing to report).
+    fn last_scheduled(&self, sub: &str, probe: &str, why: &str, none: Origin) -> RunRecord {
         let stored = self.inner.store.with(|s| {
             let st = s.subscriptions.get(sub)?;
             let ps = st.probes.get(probe)?;
@@ -440,10 +453,16 @@ impl Runner {
             None => RunRecord {
                 outcome: Outcome::Failure(FailureReason::Timeout),
                 duration: Duration::ZERO,
-                log: vec![format!("not run: {why}"), "no scheduled result yet: timeout".to_string()],
+                log: vec![
+                    format!("not run: {why}"),
+                    match none {
+                        Origin::NoResult => "no scheduled result yet: left out of the output".to_string(),
+                        _ => "no scheduled result yet: timeout".to_string(),
+                    },
+                ],
                 health: None,
                 message_center: None,
-                origin: Origin::Ran,
+                origin: none,
             },
         }
     }
