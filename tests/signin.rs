@@ -371,3 +371,31 @@ async fn sign_in_recovers_within_an_interval_after_a_5xx_burst() {
     })
     .await;
 }
+
+/// A token Graph stops accepting before its expiry (here: the simulator's
+/// clock jumps past it, as for a revoked token) fails one run with
+/// `unauthorized` and is dropped from the cache: the next run signs in
+/// again and succeeds, instead of failing until the renewal is due.
+#[tokio::test]
+async fn a_token_graph_rejects_is_dropped_from_the_cache() {
+    let sim = start_sim(world()).await;
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, NEVER, "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", "      - type: organization\n      - type: service_health\n"),
+    );
+    let e = Exporter::start(&yaml).await;
+    for p in ["organization", "service_health"] {
+        assert_eq!(probe_once(&e, "alpha", p).await, (Some(1.0), None), "{p}");
+        assert_eq!(sim.token_requests(ALPHA), 1, "{p}");
+    }
+    for (p, n) in [("organization", 2), ("service_health", 3)] {
+        sim.advance_clock(Duration::from_secs(2 * 3600));
+        let (_, body) = e.get(&format!("/probe?subscription=alpha&probe={p}&debug=true")).await;
+        assert!(body.contains("reason=\"unauthorized\""), "{p}: {body}");
+        assert!(body.contains("dropped from the cache"), "{p}: {body}");
+        assert_eq!(probe_once(&e, "alpha", p).await, (Some(1.0), None), "{p}");
+        assert_eq!(sim.token_requests(ALPHA), n, "{p}: one new token");
+    }
+}

@@ -232,6 +232,23 @@ impl TokenProvider {
         }
     }
 
+    /// Drops the cached token of (`credential`, `tenant`) if it is still
+    /// `rejected`, the token Graph just answered 401 to (revoked or otherwise
+    /// no longer accepted before its expiry), so the next caller requests a
+    /// new one. A token renewed meanwhile is kept.
+    pub async fn invalidate(&self, credential: &Credential, tenant: &str, rejected: &Secret) {
+        let entry = {
+            let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&(credential.name.clone(), tenant.to_ascii_lowercase())).cloned()
+        };
+        if let Some(entry) = entry {
+            let mut entry = entry.lock().await;
+            if entry.token.as_ref().is_some_and(|t| t.access_token == *rejected) {
+                entry.token = None;
+            }
+        }
+    }
+
     /// Forgets cached tokens and failures of the named credentials (after a reload changed them).
     pub fn forget_credentials(&self, names: &[String]) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
