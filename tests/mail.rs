@@ -512,3 +512,33 @@ async fn on_demand_returns_the_last_scheduled_round_trip() {
     let org = runner.run("alpha", "organization", on_demand).await.expect("configured");
     assert_eq!((org.outcome, org.origin), (Outcome::Success, Origin::Ran));
 }
+
+/// Tokens that live 60 s (renewed after 30 s) and a delivery that takes
+/// 100 s: the polls after the first token expired take a renewed one from
+/// the provider, so the round trip succeeds and cleans up. The simulator's
+/// wall clock is kept in step with the paused tokio clock.
+#[tokio::test(start_paused = true)]
+async fn a_long_round_trip_renews_its_tokens() {
+    let mut w = world();
+    w.token_lifetime_seconds = 60;
+    let h = sim::start(TcpListener::bind("127.0.0.1:0").await.expect("bind"), w).await;
+    let clock = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                h.advance_clock(Duration::from_secs(1));
+            }
+        })
+    };
+    h.set_mail_delivery(ALPHA, Duration::from_secs(100), false);
+    let runner = runner(config(&h, 4, ROUNDTRIP));
+    let rec = runner.run("alpha", "mail", Mode::Scheduled).await.expect("configured");
+    assert_eq!(rec.outcome, Outcome::Success, "{:#?}", rec.log);
+    assert!(rec.duration >= Duration::from_secs(100), "{:?}", rec.duration);
+    let unauthorized = h.requests().into_iter().filter(|r| r.status == Some(401)).count();
+    assert_eq!(unauthorized, 0, "a request went out with an expired token");
+    assert!(h.token_requests(ALPHA) >= 3, "tokens renewed: {}", h.token_requests(ALPHA));
+    assert_no_probe_messages(&h, &[(ALPHA, SENDER), (ALPHA, RCPT)]).await;
+    clock.abort();
+}
