@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::landing;
 use crate::metrics::{self, Families, names};
 use crate::probe::Outcome;
-use crate::runner::{Mode, RunRecord};
+use crate::runner::{Mode, Origin, RunRecord};
 use crate::web::{Handler, HttpRequest, HttpResponse, text};
 
 /// Time kept back from Prometheus' scrape timeout, as blackbox_exporter does.
@@ -180,7 +180,7 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
     runs.sort_by_key(|(i, _)| *i);
 
     let mut f = Families::default();
-    for (i, r) in &runs {
+    for (i, r) in runs.iter().filter(|(_, r)| r.origin != Origin::NoResult) {
         let l = [("subscription", sub.name.as_str()), ("probe", probes[*i].as_str())];
         match &r.outcome {
             Outcome::Throttled { .. } => f.gauge(RUN_THROTTLED, &l, 1.0),

@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::auth::{StatusObserver, TokenObserver, TokenProvider, TokenStore};
-use crate::config::{Config, ProbeConfig, Subscription};
+use crate::config::{Config, ProbeConfig, ProbeKind, Subscription};
 use crate::graph::GraphClient;
 use crate::probe::{
     self, FailureReason, HealthSnapshot, MessageCenterSnapshot, Outcome, ProbeContext, ProbeLog, RunDetails, Workload,
@@ -41,6 +41,21 @@ pub struct RunRecord {
     pub health: Option<HealthSnapshot>,
     /// Message center counts, for a successful `message_center` run.
     pub message_center: Option<MessageCenterSnapshot>,
+    /// Where the outcome comes from.
+    pub origin: Origin,
+}
+
+/// Where a [`RunRecord`]'s outcome comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This call ran the probe (or answered throttled or timed out waiting).
+    Ran,
+    /// An on-demand call that could not start the probe returned the last
+    /// scheduled result from the store instead.
+    LastScheduled,
+    /// Nothing to report: the probe did not run and has no scheduled result
+    /// yet. Only the log is meaningful.
+    NoResult,
 }
 
 tokio::task_local! {
@@ -280,12 +295,35 @@ impl Runner {
         let subscription = config.subscriptions.iter().find(|s| s.name == sub)?;
         let probe_cfg = subscription.probes.iter().find(|p| p.name == probe)?;
         let workload = Workload::of(&probe_cfg.kind);
+        if matches!(mode, Mode::OnDemand { .. }) && matches!(probe_cfg.kind, ProbeKind::MailRoundtrip { .. }) {
+            // A round trip takes longer than any scrape timeout (the first
+            // look into the inbox is 5 s after sending), so it only runs on schedule.
+            return Some(self.last_scheduled(
+                sub,
+                probe,
+                "mail_roundtrip probes only run on schedule",
+                Origin::NoResult,
+            ));
+        }
+        // An on-demand run must answer before the scrape times out, so every
+        // wait before it starts is bounded too, not only the run itself.
+        let deadline = match mode {
+            Mode::OnDemand { deadline: Some(d) } => Some(Instant::now() + d),
+            _ => None,
+        };
 
         let lock = {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
             locks.entry((sub.to_string(), probe.to_string())).or_default().clone()
         };
-        let _running = lock.lock().await;
+        let Some(_running) = until(deadline, lock.lock()).await else {
+            return Some(self.last_scheduled(
+                sub,
+                probe,
+                "another run of this probe did not finish before the scrape deadline",
+                Origin::Ran,
+            ));
+        };
 
         if let Some(until) = self.throttled_until(sub, workload) {
             match mode {
@@ -302,19 +340,27 @@ impl Runner {
                         )],
                         health: None,
                         message_center: None,
+                        origin: Origin::Ran,
                     });
                 }
             }
         }
 
         let semaphore = self.inner.semaphore.read().unwrap_or_else(|e| e.into_inner()).1.clone();
-        let permit = semaphore.clone().acquire_owned().await.ok()?;
-        let slot = Slot { semaphore, permit: Mutex::new(Some(permit)) };
+        let Some(permit) = until(deadline, semaphore.clone().acquire_owned()).await else {
+            return Some(self.last_scheduled(
+                sub,
+                probe,
+                "max_concurrent_probes runs were busy until the scrape deadline",
+                Origin::Ran,
+            ));
+        };
+        let slot = Slot { semaphore, permit: Mutex::new(Some(permit.ok()?)) };
         // A mail round trip's timeout bounds the wait for delivery; sending and cleanup get a little more.
         let limit = probe::run_limit(&probe_cfg.kind, probe_cfg.timeout);
-        let timeout = match mode {
-            Mode::OnDemand { deadline: Some(d) } => limit.min(d),
-            _ => limit,
+        let timeout = match deadline {
+            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
+            None => limit,
         };
         let mut log = ProbeLog::new();
         log.line(format!(
@@ -360,6 +406,72 @@ impl Runner {
             log: log.lines().to_vec(),
             health: details.health,
             message_center: details.message_center,
+            origin: Origin::Ran,
         })
+    }
+
+    /// The answer of an on-demand run that did not start (`why`): the last
+    /// completed scheduled result of the probe. When there is none yet, a
+    /// `timeout` failure with origin `none` ([`Origin::Ran`]: the request
+    /// timed out; [`Origin::NoResult`]: nothing to report).
+    fn last_scheduled(&self, sub: &str, probe: &str, why: &str, none: Origin) -> RunRecord {
+        let stored = self.inner.store.with(|s| {
+            let st = s.subscriptions.get(sub)?;
+            let ps = st.probes.get(probe)?;
+            let outcome = match ps.last_success? {
+                true => Outcome::Success,
+                false => Outcome::Failure(ps.last_failure.unwrap_or(FailureReason::Timeout)),
+            };
+            let ok = outcome == Outcome::Success;
+            let health = if ok && ps.type_name == "service_health" { st.health.clone() } else { None };
+            let message_center = if ok && ps.type_name == "message_center" { st.message_center.clone() } else { None };
+            Some((outcome, ps.last_duration.unwrap_or_default(), ps.last_run, health, message_center))
+        });
+        match stored {
+            Some((outcome, duration, last_run, health, message_center)) => {
+                let ago = last_run.map(|t| format!(" {:.0}s ago", (crate::state::unix_now() - t).max(0.0)));
+                let result = match &outcome {
+                    Outcome::Failure(r) => format!("failed: {r}"),
+                    _ => "success".to_string(),
+                };
+                RunRecord {
+                    outcome,
+                    duration,
+                    log: vec![
+                        format!("not run: {why}"),
+                        format!(
+                            "returning the last scheduled result (finished{}): {result} in {:.3}s",
+                            ago.unwrap_or_default(),
+                            duration.as_secs_f64()
+                        ),
+                    ],
+                    health,
+                    message_center,
+                    origin: Origin::LastScheduled,
+                }
+            }
+            None => RunRecord {
+                outcome: Outcome::Failure(FailureReason::Timeout),
+                duration: Duration::ZERO,
+                log: vec![
+                    format!("not run: {why}"),
+                    match none {
+                        Origin::NoResult => "no scheduled result yet: left out of the output".to_string(),
+                        _ => "no scheduled result yet: timeout".to_string(),
+                    },
+                ],
+                health: None,
+                message_center: None,
+                origin: none,
+            },
+        }
+    }
+}
+
+/// Awaits `fut`, giving up at `deadline` (if any).
+async fn until<F: std::future::Future>(deadline: Option<Instant>, fut: F) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut).await.ok(),
+        None => Some(fut.await),
     }
 }

@@ -293,3 +293,26 @@ async fn reload_recomputes_from_the_last_list_and_refresh_runs_on_its_own() {
     app.shutdown();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A Graph that stops answering does not stall discovery: the refresh is
+/// abandoned after `REFRESH_TIMEOUT`, counted as `timeout`, and the last
+/// list stays.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_refresh_times_out() {
+    let h = simulator().await;
+    let app = start(&config_text(&h, "", PARTNER)).await;
+    let before = subs(&app);
+    assert_eq!(before.len(), 3);
+
+    h.set_fault(ALPHA, Target::TenantRelationships, Fault::Slow { delay: Duration::from_secs(24 * 3600) });
+    let t = Instant::now();
+    assert_eq!(
+        app.refresh_discovery("partner").await,
+        Err(RefreshError::Failed { name: "partner".into(), reason: FailureReason::Timeout })
+    );
+    assert_eq!(t.elapsed(), m365mon::discovery::REFRESH_TIMEOUT);
+    assert_eq!(subs(&app), before);
+    let snap = app.store().snapshot();
+    assert_eq!(snap.discovery["partner"].failures.get(&FailureReason::Timeout), Some(&1));
+    app.shutdown();
+}

@@ -14,7 +14,7 @@ use m365mon::config::{Config, parse_str};
 use m365mon::graph::{GraphClient, MAILBOX_CONCURRENCY};
 use m365mon::metrics::{BuildInfo, encode};
 use m365mon::probe::{FailureReason, MAIL_DELIVERY_BUCKETS, Outcome, PROBE_HEADER, SUBJECT_PREFIX};
-use m365mon::runner::{Mode, Runner};
+use m365mon::runner::{Mode, Origin, Runner};
 use m365mon::sim::{self, Fault, SimHandle, Target, World};
 use m365mon::state::Store;
 use reqwest::Client;
@@ -456,18 +456,15 @@ async fn late_delivery_is_cleaned_up_after_the_run() {
     }
 }
 
-/// A run cut short (here by a scrape deadline) still deletes what it sent,
-/// including a message that arrives later.
+/// A run cut short (here dropped after 20 s, as on a reload or shutdown)
+/// still deletes what it sent, including a message that arrives later.
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_run_still_cleans_up() {
     let h = start_sim().await;
     h.set_mail_delivery(ALPHA, Duration::from_secs(40), false);
     let runner = runner(config(&h, 4, ROUNDTRIP));
-    let rec = runner
-        .run("alpha", "mail", Mode::OnDemand { deadline: Some(Duration::from_secs(20)) })
-        .await
-        .expect("configured");
-    assert_eq!(rec.outcome, Outcome::Failure(FailureReason::Timeout), "{:#?}", rec.log);
+    let cut = tokio::time::timeout(Duration::from_secs(20), runner.run("alpha", "mail", Mode::Scheduled)).await;
+    assert!(cut.is_err(), "the run finished within 20 s");
     // The message arrives 40 s after sending, after the interrupted run's cleanup looked.
     // At 50 s: delivered; the cleanup's next look is at about 80 s.
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -485,4 +482,63 @@ async fn an_interrupted_run_still_cleans_up() {
         assert!(Instant::now() < deadline, "left behind: {left:?}");
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+/// `/probe` never starts a round trip (it cannot finish within a scrape
+/// timeout): nothing to report before the first scheduled run, then that
+/// run's result, and no request to Exchange either way.
+#[tokio::test(start_paused = true)]
+async fn on_demand_returns_the_last_scheduled_round_trip() {
+    let h = start_sim().await;
+    let runner = runner(config(&h, 4, ROUNDTRIP));
+    let on_demand = Mode::OnDemand { deadline: Some(Duration::from_secs(10)) };
+    let rec = runner.run("alpha", "mail", on_demand).await.expect("configured");
+    assert_eq!(rec.origin, Origin::NoResult, "{:#?}", rec.log);
+    assert!(h.requests().is_empty(), "{:?}", h.requests());
+
+    let scheduled = runner.run("alpha", "mail", Mode::Scheduled).await.expect("configured");
+    assert_eq!(scheduled.outcome, Outcome::Success, "{:#?}", scheduled.log);
+    h.clear_requests();
+    let t = Instant::now();
+    let rec = runner.run("alpha", "mail", on_demand).await.expect("configured");
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(
+        (rec.outcome, rec.origin, rec.duration),
+        (Outcome::Success, Origin::LastScheduled, Duration::from_secs(3))
+    );
+    assert!(rec.log.iter().any(|l| l.contains("only run on schedule")), "{:#?}", rec.log);
+    assert!(h.requests().is_empty(), "{:?}", h.requests());
+    // Other probes of the subscription still run on demand.
+    let org = runner.run("alpha", "organization", on_demand).await.expect("configured");
+    assert_eq!((org.outcome, org.origin), (Outcome::Success, Origin::Ran));
+}
+
+/// Tokens that live 60 s (renewed after 30 s) and a delivery that takes
+/// 100 s: the polls after the first token expired take a renewed one from
+/// the provider, so the round trip succeeds and cleans up. The simulator's
+/// wall clock is kept in step with the paused tokio clock.
+#[tokio::test(start_paused = true)]
+async fn a_long_round_trip_renews_its_tokens() {
+    let mut w = world();
+    w.token_lifetime_seconds = 60;
+    let h = sim::start(TcpListener::bind("127.0.0.1:0").await.expect("bind"), w).await;
+    let clock = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                h.advance_clock(Duration::from_secs(1));
+            }
+        })
+    };
+    h.set_mail_delivery(ALPHA, Duration::from_secs(100), false);
+    let runner = runner(config(&h, 4, ROUNDTRIP));
+    let rec = runner.run("alpha", "mail", Mode::Scheduled).await.expect("configured");
+    assert_eq!(rec.outcome, Outcome::Success, "{:#?}", rec.log);
+    assert!(rec.duration >= Duration::from_secs(100), "{:?}", rec.duration);
+    let unauthorized = h.requests().into_iter().filter(|r| r.status == Some(401)).count();
+    assert_eq!(unauthorized, 0, "a request went out with an expired token");
+    assert!(h.token_requests(ALPHA) >= 3, "tokens renewed: {}", h.token_requests(ALPHA));
+    assert_no_probe_messages(&h, &[(ALPHA, SENDER), (ALPHA, RCPT)]).await;
+    clock.abort();
 }

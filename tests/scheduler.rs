@@ -10,7 +10,7 @@ use m365mon::config::{
     Cloud, Config, Credential, CredentialKind, Global, ProbeConfig, ProbeKind, Secret, SecretSource, Subscription,
 };
 use m365mon::probe::{FailureReason, Outcome, ProbeLog, RunDetails, Workload};
-use m365mon::runner::{BoxFuture, Execute, Mode, Runner};
+use m365mon::runner::{BoxFuture, Execute, Mode, Origin, Runner};
 use m365mon::scheduler::Scheduler;
 use m365mon::state::Store;
 use tokio::time::Instant;
@@ -369,4 +369,64 @@ async fn reload_keeps_unchanged_tasks_and_drops_removed_ones() {
     let fab = fake.starts("fabrikam", "organization").len();
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(fake.starts("fabrikam", "organization").len(), fab, "removed subscription still probed");
+}
+
+/// `/probe` answers by the scrape deadline even while the probe itself or
+/// every concurrency slot is busy with scheduled runs: with the last
+/// scheduled result when there is one, else with `timeout`.
+#[tokio::test(start_paused = true)]
+async fn on_demand_waits_are_bounded_by_the_deadline() {
+    let fake = Fake::default();
+    let slow = Step { sleep: Duration::from_secs(120), outcome: Outcome::Success };
+    fake.script("contoso", "teams", vec![slow.clone()]);
+    fake.script("contoso", "organization", vec![slow]);
+    let cfg = config(
+        vec![(
+            "contoso",
+            vec![
+                probe("teams", ProbeKind::Teams { team_id: "x".into() }, 60, 300),
+                probe("organization", ProbeKind::Organization, 60, 300),
+            ],
+        )],
+        1,
+    );
+    let store = Arc::new(Store::new());
+    store.sync_config(&cfg);
+    let runner = Runner::with_executor(Arc::new(fake.clone()), Arc::new(cfg), store);
+    let on_demand = Mode::OnDemand { deadline: Some(Duration::from_secs(5)) };
+    let scheduled = |p: &'static str| {
+        let r = runner.clone();
+        tokio::spawn(async move { r.run("contoso", p, Mode::Scheduled).await.unwrap() })
+    };
+
+    // The probe is busy with a scheduled run and has no result yet: timeout at the deadline.
+    let first = scheduled("teams");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    let r = runner.run("contoso", "teams", on_demand).await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_secs(5));
+    assert_eq!((r.outcome, r.origin), (Outcome::Failure(FailureReason::Timeout), Origin::Ran), "{:?}", r.log);
+    assert_eq!(first.await.unwrap().outcome, Outcome::Success);
+
+    // Busy again: the last scheduled result, said so in the log.
+    let second = scheduled("teams");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    let r = runner.run("contoso", "teams", on_demand).await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_secs(5));
+    assert_eq!((r.outcome, r.origin), (Outcome::Success, Origin::LastScheduled));
+    assert_eq!(r.duration, Duration::from_secs(120));
+    assert!(r.log.iter().any(|l| l.contains("last scheduled result")), "{:?}", r.log);
+    second.await.unwrap();
+
+    // The only concurrency slot is taken by another probe's scheduled run.
+    let other = scheduled("organization");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    let r = runner.run("contoso", "teams", on_demand).await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_secs(5));
+    assert_eq!((r.outcome, r.origin), (Outcome::Success, Origin::LastScheduled));
+    assert!(r.log.iter().any(|l| l.contains("max_concurrent_probes")), "{:?}", r.log);
+    other.await.unwrap();
+    assert_eq!(fake.starts("contoso", "teams").len(), 2, "on-demand runs never started");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use m365mon::sim::AppSecret;
+use m365mon::sim::{AppSecret, Fault, Target};
 use serde_json::json;
 
 /// Runs `/probe` for one probe and returns (success value, last failure reason).
@@ -336,4 +336,66 @@ async fn an_absurd_token_lifetime_is_capped() {
     assert!(m.runs("alpha", "organization") >= 24.0, "{}", m.text);
     assert_eq!(m.success("alpha", "organization"), Some(1.0));
     assert_eq!(sim.token_requests(ALPHA), 2, "renewed once within the day");
+}
+
+/// A five-minute 5xx burst of the token endpoint, with a 60 s interval:
+/// during it, a few requests a minute at most; after it, both the `auth`
+/// probe and a Graph probe sign in again within about one interval (not
+/// after an exponential back-off grown during the outage).
+#[tokio::test(start_paused = true)]
+async fn sign_in_recovers_within_an_interval_after_a_5xx_burst() {
+    let sim = start_sim(world()).await;
+    sim.set_fault(ALPHA, Target::Token, Fault::ServerError);
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, "60s", "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", AUTH_AND_ORG),
+    );
+    let e = Exporter::start(&yaml).await;
+    let start = tokio::time::Instant::now();
+    e.wait_metrics("a first failed run", Duration::from_secs(120), |m| {
+        (m.last_failure("alpha", "auth").as_deref() == Some("http_5xx")).then_some(())
+    })
+    .await;
+    tokio::time::sleep_until(start + Duration::from_secs(5 * 60)).await;
+    let m = e.metrics().await;
+    assert!(m.runs("alpha", "auth") >= 4.0, "{}", m.text);
+    assert_eq!(m.last_failure("alpha", "organization").as_deref(), Some("http_5xx"), "{}", m.text);
+    let sent = sim.token_requests(ALPHA);
+    assert!((4..=12).contains(&sent), "{sent} token requests in a five-minute outage");
+
+    sim.clear_fault(ALPHA, Target::Token);
+    e.wait_metrics("recovery after the outage", Duration::from_secs(95), |m| {
+        (m.success("alpha", "auth") == Some(1.0) && m.success("alpha", "organization") == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
+/// A token Graph stops accepting before its expiry (here: the simulator's
+/// clock jumps past it, as for a revoked token) fails one run with
+/// `unauthorized` and is dropped from the cache: the next run signs in
+/// again and succeeds, instead of failing until the renewal is due.
+#[tokio::test]
+async fn a_token_graph_rejects_is_dropped_from_the_cache() {
+    let sim = start_sim(world()).await;
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, NEVER, "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", "      - type: organization\n      - type: service_health\n"),
+    );
+    let e = Exporter::start(&yaml).await;
+    for p in ["organization", "service_health"] {
+        assert_eq!(probe_once(&e, "alpha", p).await, (Some(1.0), None), "{p}");
+        assert_eq!(sim.token_requests(ALPHA), 1, "{p}");
+    }
+    for (p, n) in [("organization", 2), ("service_health", 3)] {
+        sim.advance_clock(Duration::from_secs(2 * 3600));
+        let (_, body) = e.get(&format!("/probe?subscription=alpha&probe={p}&debug=true")).await;
+        assert!(body.contains("reason=\"unauthorized\""), "{p}: {body}");
+        assert!(body.contains("dropped from the cache"), "{p}: {body}");
+        assert_eq!(probe_once(&e, "alpha", p).await, (Some(1.0), None), "{p}");
+        assert_eq!(sim.token_requests(ALPHA), n, "{p}: one new token");
+    }
 }

@@ -29,6 +29,9 @@ const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 const BACKOFF_BASE: Duration = Duration::from_secs(30);
 /// Longest back-off, so a fixed credential is noticed within this time.
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Wait after a timeout, network error or 5xx: short and fixed, so sign-in
+/// recovers within about one probe interval after an Entra ID blip.
+const TRANSIENT_BACKOFF: Duration = Duration::from_secs(30);
 /// Wait after throttling when the server gave no Retry-After.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -141,7 +144,12 @@ impl TokenProvider {
             log.line("token: the stored sign-in changed since the last failure; trying it now");
             entry.failure = None;
         }
-        if let Some(f) = entry.failure.as_ref().filter(|f| now < f.retry_at) {
+        // A fresh request (the `auth` probe, once per interval) retries at once
+        // after an outage-type failure; only credential problems and
+        // throttling keep it waiting.
+        let retry_now =
+            |f: &Failure| fresh && is_transient(f.error.reason) && f.error.reason != FailureReason::Throttled;
+        if let Some(f) = entry.failure.as_ref().filter(|f| now < f.retry_at && !retry_now(f)) {
             {
                 let wait = f.retry_at - now;
                 log.line(format!(
@@ -203,10 +211,10 @@ impl TokenProvider {
                 if is_delegated && consecutive == 1 {
                     tracing::warn!(subscription, reason = %err.reason, error = %err.message, "delegated sign-in failed");
                 }
-                let wait = if err.reason == FailureReason::Throttled {
-                    err.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
-                } else {
-                    backoff(consecutive)
+                let wait = match err.reason {
+                    FailureReason::Throttled => err.retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+                    r if is_transient(r) => TRANSIENT_BACKOFF,
+                    _ => backoff(consecutive),
                 };
                 log.line(format!(
                     "token: failed ({}); next request not before {}s from now",
@@ -220,6 +228,23 @@ impl TokenProvider {
                     entry.token = None;
                 }
                 Err(err)
+            }
+        }
+    }
+
+    /// Drops the cached token of (`credential`, `tenant`) if it is still
+    /// `rejected`, the token Graph just answered 401 to (revoked or otherwise
+    /// no longer accepted before its expiry), so the next caller requests a
+    /// new one. A token renewed meanwhile is kept.
+    pub async fn invalidate(&self, credential: &Credential, tenant: &str, rejected: &Secret) {
+        let entry = {
+            let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&(credential.name.clone(), tenant.to_ascii_lowercase())).cloned()
+        };
+        if let Some(entry) = entry {
+            let mut entry = entry.lock().await;
+            if entry.token.as_ref().is_some_and(|t| t.access_token == *rejected) {
+                entry.token = None;
             }
         }
     }

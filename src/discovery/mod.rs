@@ -117,6 +117,10 @@ pub enum RefreshError {
 }
 
 /// The last good customer list of one entry, with what it was read for.
+/// The longest one refresh (sign-in and every page of both lists) may
+/// take; a partner with thousands of customers needs seconds.
+pub const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 struct Found {
     /// (credential, partner tenant): another partner's list does not carry over.
     key: (String, String),
@@ -230,7 +234,18 @@ impl Discoverer {
         let clients = self.clients(config);
         let mut log = ProbeLog::new();
         let result = match config.credentials.get(&entry.credential) {
-            Some(credential) => fetch::customers(&clients.tokens, &clients.graph, entry, credential, &mut log).await,
+            Some(credential) => {
+                let fetch = fetch::customers(&clients.tokens, &clients.graph, entry, credential, &mut log);
+                // A peer that stops answering mid-response must not stall the
+                // refresh (and the reloads waiting on its lock) for ever.
+                match tokio::time::timeout(REFRESH_TIMEOUT, fetch).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        log.line(format!("timed out after {}s", REFRESH_TIMEOUT.as_secs()));
+                        Err(FailureReason::Timeout)
+                    }
+                }
+            }
             None => Err(FailureReason::AuthFailed),
         };
         store.update(|s| {

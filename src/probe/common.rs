@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::{FailureReason, Outcome, ProbeContext, ProbeLog, Workload};
+use crate::auth::TokenProvider;
 use crate::config::{Credential, Secret, Subscription};
 
 /// A token for the probe's subscription, or the outcome a sign-in failure means.
@@ -41,7 +42,27 @@ pub(super) async fn get(
     log: &mut ProbeLog,
 ) -> Result<Value, Outcome> {
     let token = token(ctx, false, log).await?;
-    ctx.graph.get_json(&ctx.graph.url(path), &token, workload, log).await
+    let r = ctx.graph.get_json(&ctx.graph.url(path), &token, workload, log).await;
+    if let Err(o) = &r {
+        on_unauthorized(ctx.tokens, ctx.subscription, ctx.credential, &token, o, log).await;
+    }
+    r
+}
+
+/// After Graph answered 401 to `token`, drops it from the cache so the next
+/// run signs in again instead of failing until the token's renewal is due.
+pub(super) async fn on_unauthorized(
+    tokens: &TokenProvider,
+    sub: &Subscription,
+    credential: &Credential,
+    token: &Secret,
+    outcome: &Outcome,
+    log: &mut ProbeLog,
+) {
+    if *outcome == Outcome::Failure(FailureReason::Unauthorized) {
+        log.line("token: Graph rejected it; dropped from the cache");
+        tokens.invalidate(credential, &sub.tenant_id, token).await;
+    }
 }
 
 /// Succeeds when the body is an object with a non-empty string `id`.

@@ -8,6 +8,7 @@
 //! takes one of Outlook's 4 slots of its mailbox
 //! ([`GraphClient::mailbox_slot`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{FailureReason, Outcome, ProbeContext, ProbeLog, RunDetails, Workload, common};
+use crate::auth::TokenProvider;
 use crate::config::{Credential, ProbeKind, Secret, Subscription};
 use crate::graph::{GraphClient, GraphResponse, status_outcome};
 
@@ -48,17 +50,50 @@ pub fn run_limit(kind: &ProbeKind, timeout: Duration) -> Duration {
 }
 
 /// One side of the round trip: a mailbox and the sign-in that reaches it.
+/// The token is taken from the provider for each request: a run with its
+/// cleanup and late sweeps lasts up to about 13 minutes, longer than a
+/// cached token may still be good for.
 #[derive(Clone)]
 struct Mailbox {
     user: String,
-    token: Secret,
+    tokens: Arc<TokenProvider>,
+    subscription: Subscription,
+    credential: Credential,
     /// (app, tenant, mailbox): what Outlook counts concurrent requests by.
     slot_key: String,
 }
 
 impl Mailbox {
-    fn new(sub: &Subscription, credential: &Credential, user: &str, token: Secret) -> Self {
-        Mailbox { user: user.to_string(), token, slot_key: common::mailbox_key(sub, credential, user) }
+    fn new(tokens: &Arc<TokenProvider>, sub: &Subscription, credential: &Credential, user: &str) -> Self {
+        Mailbox {
+            user: user.to_string(),
+            tokens: tokens.clone(),
+            subscription: sub.clone(),
+            credential: credential.clone(),
+            slot_key: common::mailbox_key(sub, credential, user),
+        }
+    }
+
+    /// A token for this side (normally from the cache).
+    async fn token(&self, log: &mut ProbeLog) -> Result<Secret, Outcome> {
+        // Cache hits are not worth a log line per poll; failures are.
+        let mut scratch = ProbeLog::new();
+        let sub = &self.subscription;
+        match self.tokens.token(&sub.name, &self.credential, &sub.tenant_id, false, &mut scratch).await {
+            Ok(token) => Ok(token),
+            Err(e) => {
+                for line in scratch.lines() {
+                    log.line(line.clone());
+                }
+                Err(match e.reason {
+                    FailureReason::Throttled => Outcome::Throttled {
+                        workload: Workload::Identity,
+                        retry_after: e.retry_after.unwrap_or(Duration::from_secs(60)),
+                    },
+                    r => Outcome::Failure(r),
+                })
+            }
+        }
     }
 
     /// One request under `/users/{user}`, holding one of the mailbox's slots.
@@ -70,9 +105,16 @@ impl Mailbox {
         body: Option<&Value>,
         log: &mut ProbeLog,
     ) -> Result<GraphResponse, Outcome> {
+        let token = self.token(log).await?;
         let _slot = graph.mailbox_slot(&self.slot_key).await;
         let url = graph.url(&format!("/users/{}{rest}", common::segment(&self.user)));
-        graph.send(method, &url, &self.token, body, log).await
+        let r = graph.send(method, &url, &token, body, log).await?;
+        if r.status == 401 {
+            let unauthorized = Outcome::Failure(FailureReason::Unauthorized);
+            common::on_unauthorized(&self.tokens, &self.subscription, &self.credential, &token, &unauthorized, log)
+                .await;
+        }
+        Ok(r)
     }
 
     /// IDs of the messages in `folder` with this `internetMessageId`.
@@ -272,15 +314,14 @@ async fn round_trip(
             }
         }
     };
-    let token = common::token(ctx, false, log).await?;
-    let sender = Mailbox::new(ctx.subscription, ctx.credential, from, token.clone());
-    let reader_token = if reader_sub.name == ctx.subscription.name {
-        token
-    } else {
+    // Both sign-ins first, so a failing one ends the run before anything is sent.
+    common::token(ctx, false, log).await?;
+    let sender = Mailbox::new(ctx.tokens, ctx.subscription, ctx.credential, from);
+    if reader_sub.name != ctx.subscription.name {
         log.line(format!("reading {to} with the sign-in of subscription {}", reader_sub.name));
-        common::token_for(ctx, reader_sub, reader_cred, false, log).await?
-    };
-    let reader = Mailbox::new(reader_sub, reader_cred, to, reader_token);
+        common::token_for(ctx, reader_sub, reader_cred, false, log).await?;
+    }
+    let reader = Mailbox::new(ctx.tokens, reader_sub, reader_cred, to);
     let mut cleanup =
         Cleanup { graph: ctx.graph.clone(), sender, reader, draft_id: None, imid: None, inbox_id: None, done: false };
     let result = send_and_wait(ctx, to, started, &mut cleanup, log).await;

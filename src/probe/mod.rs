@@ -227,7 +227,7 @@ pub struct ProbeContext<'a> {
     /// Global settings (endpoints).
     pub global: &'a Global,
     /// Token acquisition and cache.
-    pub tokens: &'a TokenProvider,
+    pub tokens: &'a std::sync::Arc<TokenProvider>,
     /// Graph HTTP client.
     pub graph: &'a GraphClient,
     /// The whole configuration (a mail round trip may read with another subscription's sign-in).

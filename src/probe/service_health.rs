@@ -82,7 +82,13 @@ pub(super) async fn collect(ctx: &ProbeContext<'_>, path: &str, log: &mut ProbeL
     let mut url = ctx.graph.url(path);
     let mut items = Vec::new();
     for _ in 0..MAX_PAGES {
-        let body = ctx.graph.get_json(&url, &token, Workload::ServiceCommunications, log).await?;
+        let body = match ctx.graph.get_json(&url, &token, Workload::ServiceCommunications, log).await {
+            Ok(body) => body,
+            Err(o) => {
+                common::on_unauthorized(ctx.tokens, ctx.subscription, ctx.credential, &token, &o, log).await;
+                return Err(o);
+            }
+        };
         let Some(page) = body.get("value").and_then(Value::as_array) else {
             log.line("response has no \"value\" array");
             return Err(Outcome::Failure(FailureReason::InvalidResponse));
