@@ -125,7 +125,10 @@ async fn probe_debug_shows_the_run_log_the_metrics_and_the_redacted_config() {
         log.contains(&format!("POST {}/{ALPHA}/oauth2/v2.0/token (client-request-id ", sim.authority_host())),
         "{log}"
     );
-    assert!(log.contains(&format!("GET {}/v1.0/organization (client-request-id ", sim.graph_endpoint())), "{log}");
+    assert!(
+        log.contains(&format!("GET {}/v1.0/organization?$select=id (client-request-id ", sim.graph_endpoint())),
+        "{log}"
+    );
     assert!(log.contains("HTTP 200 (request-id "), "{log}");
     assert!(log.contains("success in "), "{log}");
     // The metrics section is what the non-debug request returns.

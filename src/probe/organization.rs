@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::{FailureReason, Outcome, ProbeContext, ProbeLog, Workload, common};
 
 pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> Outcome {
-    let body = match common::get(ctx, "/organization", Workload::Directory, log).await {
+    let body = match common::get(ctx, "/organization?$select=id", Workload::Directory, log).await {
         Ok(b) => b,
         Err(o) => return o,
     };

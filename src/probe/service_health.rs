@@ -109,10 +109,11 @@ pub(super) async fn collect(ctx: &ProbeContext<'_>, path: &str, log: &mut ProbeL
 }
 
 pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome, RunDetails) {
-    let overviews = match collect(ctx, "/admin/serviceAnnouncement/healthOverviews", log).await {
-        Ok(v) => v,
-        Err(o) => return (o, RunDetails::default()),
-    };
+    let overviews =
+        match collect(ctx, "/admin/serviceAnnouncement/healthOverviews?$select=id,service,status", log).await {
+            Ok(v) => v,
+            Err(o) => return (o, RunDetails::default()),
+        };
     let mut services = Vec::new();
     for o in &overviews {
         let (Some(name), Some(status)) =
@@ -125,7 +126,7 @@ pub(super) async fn run(ctx: &ProbeContext<'_>, log: &mut ProbeLog) -> (Outcome,
     }
     services.sort_by(|a, b| a.name.cmp(&b.name));
     services.dedup_by(|a, b| a.name == b.name);
-    let issues = match collect(ctx, "/admin/serviceAnnouncement/issues?$filter=isResolved%20eq%20false", log).await {
+    let issues = match collect(ctx, "/admin/serviceAnnouncement/issues?$filter=isResolved%20eq%20false&$select=id,service,classification,isResolved", log).await {
         Ok(v) => v,
         Err(o) => return (o, RunDetails::default()),
     };
