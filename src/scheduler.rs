@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::probe::Workload;
+use crate::probe::{FailureReason, Outcome, Workload};
 use crate::runner::{Mode, Runner};
 
 /// FNV-1a: a stable hash (std's is randomised per process).
@@ -121,9 +121,10 @@ async fn probe_loop(
         if let Some(until) = runner.throttled_until(&sub, workload) {
             tokio::time::sleep_until(until).await;
         }
-        if runner.run(&sub, &probe, Mode::Scheduled).await.is_none() {
+        match run_once(&runner, &sub, &probe).await {
+            RunResult::Ran => {}
             // Removed by a reload that has not stopped this task yet.
-            return;
+            RunResult::Gone => return,
         }
         next += interval;
         let now = Instant::now();
@@ -133,6 +134,48 @@ async fn probe_loop(
             let skip = behind.as_nanos() / interval.as_nanos().max(1) + 1;
             next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
         }
+    }
+}
+
+enum RunResult {
+    Ran,
+    Gone,
+}
+
+/// Aborts the task when dropped, so stopping the probe's loop stops its run too.
+struct AbortOnDrop(JoinHandle<bool>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One scheduled run in a task of its own: a panic in it (a bug) fails that
+/// run, recorded as `invalid_response` and logged, instead of ending the
+/// probe's loop until a restart.
+async fn run_once(runner: &Runner, sub: &str, probe: &str) -> RunResult {
+    let started = Instant::now();
+    let mut task = {
+        let (runner, sub, probe) = (runner.clone(), sub.to_string(), probe.to_string());
+        AbortOnDrop(tokio::spawn(async move { runner.run(&sub, &probe, Mode::Scheduled).await.is_some() }))
+    };
+    match (&mut task.0).await {
+        Ok(true) => RunResult::Ran,
+        Ok(false) => RunResult::Gone,
+        Err(e) if e.is_panic() => {
+            // The panic message is not repeated: it may quote text from a peer.
+            tracing::error!(
+                subscription = sub,
+                probe,
+                "probe run panicked (a bug in m365mon, please report it); recorded as invalid_response, next run on schedule"
+            );
+            let failed = Outcome::Failure(FailureReason::InvalidResponse);
+            runner.store().record(sub, probe, &failed, started.elapsed(), None);
+            RunResult::Ran
+        }
+        // Only `AbortOnDrop` aborts it, and then this future is gone too.
+        Err(_) => RunResult::Gone,
     }
 }
 
