@@ -403,3 +403,25 @@ async fn a_panicking_run_fails_that_run_and_the_probe_keeps_its_schedule() {
     assert_eq!(p.runs as usize, starts.len());
     assert_eq!(p.last_success, Some(true));
 }
+
+/// Configs built in code skip the config file's limits: a huge interval and
+/// concurrency limit must neither panic the scheduler nor the runner.
+#[tokio::test(start_paused = true)]
+async fn huge_interval_and_concurrency_limit_do_not_panic() {
+    let fake = Fake::default();
+    let mut p = probe("organization", ProbeKind::Organization, 60, 15);
+    p.interval = Duration::MAX;
+    let cfg = config(
+        vec![("contoso", vec![p]), ("fabrikam", vec![probe("organization", ProbeKind::Organization, 60, 15)])],
+        usize::MAX,
+    );
+    let (runner, scheduler, _store) = start(cfg, &fake);
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    assert_eq!(scheduler.task_count(), 2);
+    // The other probe kept running, so nothing panicked in the runner.
+    assert!(fake.starts("fabrikam", "organization").len() >= 2);
+    let fabrikam = || ("fabrikam", vec![probe("organization", ProbeKind::Organization, 60, 15)]);
+    runner.set_config(Arc::new(config(vec![fabrikam()], usize::MAX - 1)));
+    let r = runner.run("fabrikam", "organization", Mode::OnDemand { deadline: None }).await;
+    assert_eq!(r.map(|r| r.outcome), Some(Outcome::Success));
+}

@@ -14,6 +14,14 @@ const UNITS: [(&str, u64); 7] = [
     ("ms", 1),
 ];
 
+/// Longest probe interval (`probe_interval`, `interval`). A year leaves room
+/// for setups that only use `/probe` and want scheduled runs out of the way.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Longest probe timeout (`probe_timeout`, `timeout`).
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Longest discovery `refresh_interval`.
+pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Parses a Prometheus duration such as `30s`, `1h30m` or `500ms`: units
 /// from largest to smallest, each at most once. Zero is refused.
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
