@@ -204,6 +204,18 @@ const INVALID: &[(&str, &str)] = &[
         "credential-secret-file-empty.yml:4:25: credentials.app.client_secret_file: \"tests/fixtures/config/invalid/../secrets/empty.txt\" is empty",
     ),
     (
+        "credential-secret-env-pasted",
+        "credential-secret-env-pasted.yml:4:24: credentials.app.client_secret_env: the environment variable named here is not set (the name is not shown: it does not look like a variable name; client_secret_env takes the name of a variable, not the secret)",
+    ),
+    (
+        "credential-secret-file-pasted",
+        "credential-secret-file-pasted.yml:4:25: credentials.app.client_secret_file: cannot read the file named here: No such file or directory (os error 2) (the name is not shown: it does not look like a path; this key takes the path of a file, not its contents)",
+    ),
+    (
+        "graph-endpoint-userinfo",
+        "graph-endpoint-userinfo.yml:2:19: global.graph_endpoint: invalid URL \"https://***@graph.example.com/\": must not contain a user name or password",
+    ),
+    (
         "credential-secret-file-missing",
         "credential-secret-file-missing.yml:4:25: credentials.app.client_secret_file: cannot read \"tests/fixtures/config/invalid/../secrets/missing.txt\": No such file or directory (os error 2)",
     ),
