@@ -18,6 +18,9 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long = "config.file", value_name = "FILE", default_value = "m365mon.yml", global = true)]
     pub config_file: PathBuf,
+    /// Whether `--config.file` was given on the command line (set by [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub config_file_given: bool,
     /// Address to listen on for /metrics, /probe and the landing page.
     /// `:PORT` listens on every interface, as in other Prometheus exporters.
     #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = DEFAULT_LISTEN, value_parser = parse_listen_address)]
@@ -82,6 +85,7 @@ pub enum Command {
         scenario: Option<PathBuf>,
     },
     /// Run the simulator and the exporter together on loopback with a built-in config and scenario.
+    /// `--config.file` does not apply (refused); nothing is written under `--storage.path`.
     Demo {
         /// Address for the exporter.
         #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = "127.0.0.1:10365", value_parser = parse_listen_address)]
@@ -141,5 +145,46 @@ mod listen_address_tests {
                 .unwrap_err()
                 .starts_with("cannot resolve host \"no-such-host.invalid\"")
         );
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on a
+    /// mistake), noting whether `--config.file` was given.
+    pub fn parse_args() -> Cli {
+        Self::parse_from_matches(<Cli as clap::CommandFactory>::command().get_matches())
+    }
+
+    /// Like [`Cli::parse_args`], from the given arguments (tests).
+    pub fn try_parse_args<I: IntoIterator<Item = T>, T: Into<std::ffi::OsString> + Clone>(
+        args: I,
+    ) -> Result<Cli, clap::Error> {
+        let matches = <Cli as clap::CommandFactory>::command().try_get_matches_from(args)?;
+        Ok(Self::parse_from_matches(matches))
+    }
+
+    fn parse_from_matches(matches: clap::ArgMatches) -> Cli {
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.config_file_given = given_on_command_line(&matches, "config_file");
+        cli
+    }
+}
+
+fn given_on_command_line(m: &clap::ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        || m.subcommand().is_some_and(|(_, s)| given_on_command_line(s, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_whether_config_file_was_given() {
+        let given = |args: &[&str]| Cli::try_parse_args(args).unwrap().config_file_given;
+        assert!(!given(&["m365mon", "demo"]));
+        assert!(given(&["m365mon", "demo", "--config.file", "m365mon.yml"]));
+        assert!(given(&["m365mon", "--config.file=x.yml", "demo"]));
+        assert!(given(&["m365mon", "--config.file=x.yml"]));
     }
 }

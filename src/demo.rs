@@ -93,6 +93,12 @@ impl Demo {
     /// Starts the simulator on `sim_listener` with the built-in world and
     /// scenario, and the exporter with [`demo_config`] (not yet serving HTTP).
     pub async fn start(sim_listener: tokio::net::TcpListener) -> Result<Demo, String> {
+        Self::start_with_storage(sim_listener, Path::new(crate::auth::DEFAULT_STORAGE_PATH)).await
+    }
+
+    /// Like [`Demo::start`], with `--storage.path`. The demo has no
+    /// delegated credential, so nothing is written there.
+    pub async fn start_with_storage(sim_listener: tokio::net::TcpListener, storage: &Path) -> Result<Demo, String> {
         let sim = sim::start(sim_listener, World::demo()).await;
         let source = ConfigSource::Text {
             origin: DEMO_CONFIG_ORIGIN.into(),
@@ -100,7 +106,7 @@ impl Demo {
         };
         let config = source.load().map_err(|e| format!("the built-in demo config is invalid (a bug): {e}"))?;
         let scenario = sim.run_scenario(Scenario::demo());
-        let app = App::start(source, config, app::http_client());
+        let app = App::start_with_storage(source, config, app::http_client(), storage);
         Ok(Demo { sim, app, scenario })
     }
 
@@ -157,7 +163,7 @@ pub async fn simulate(listen: SocketAddr, tenants: Option<&Path>, scenario: Opti
 }
 
 /// Runs the simulator and the exporter together until SIGINT/SIGTERM.
-pub async fn demo(listen: SocketAddr, sim_listen: SocketAddr) -> ExitCode {
+pub async fn demo(listen: SocketAddr, sim_listen: SocketAddr, storage: &Path) -> ExitCode {
     // Bind the exporter first: a taken port is the likeliest mistake, and
     // it should be reported before anything starts.
     let listener = match bind(listen, "--web.listen-address").await {
@@ -168,7 +174,7 @@ pub async fn demo(listen: SocketAddr, sim_listen: SocketAddr) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    let demo = match Demo::start(sim_listener).await {
+    let demo = match Demo::start_with_storage(sim_listener, storage).await {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

@@ -181,7 +181,7 @@ pub fn graph_error_summary(body: &[u8]) -> String {
     let err = &v["error"];
     let code = err["code"].as_str().unwrap_or("");
     let mut msg = err["message"].as_str().unwrap_or("").to_string();
-    msg.truncate(300);
+    crate::text::truncate(&mut msg, 300);
     format!("{code}: {msg}")
 }
 

@@ -165,18 +165,12 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .map(|s| s.saturating_sub(SCRAPE_TIMEOUT_OFFSET).max(Duration::from_millis(100)));
 
-    let mut set = tokio::task::JoinSet::new();
-    for (i, p) in probes.iter().enumerate() {
+    let runs = probes.iter().map(|p| {
         let runner = app.runner().clone();
         let (s, p) = (sub.name.clone(), p.clone());
-        set.spawn(async move { (i, runner.run(&s, &p, Mode::OnDemand { deadline }).await) });
-    }
-    let mut runs: Vec<(usize, RunRecord)> = Vec::new();
-    while let Some(done) = set.join_next().await {
-        if let Ok((i, Some(r))) = done {
-            runs.push((i, r));
-        }
-    }
+        async move { runner.run(&s, &p, Mode::OnDemand { deadline }).await }
+    });
+    let mut runs = run_each(runs, &sub.name, &probes).await;
     runs.sort_by_key(|(i, _)| *i);
 
     let mut f = Families::default();
@@ -237,9 +231,79 @@ async fn probe(app: Arc<App>, req: HttpRequest) -> HttpResponse {
     text(StatusCode::OK, out)
 }
 
+/// Runs `runs` (one per name in `probes`) concurrently, each in a task of
+/// its own: (index, record) of those that ran, in completion order. A run
+/// that panicked (a bug) is reported as a failure with reason
+/// `invalid_response` rather than left out of the answer.
+async fn run_each<F>(runs: impl Iterator<Item = F>, sub: &str, probes: &[String]) -> Vec<(usize, RunRecord)>
+where
+    F: std::future::Future<Output = Option<RunRecord>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut task_index = std::collections::HashMap::new();
+    for (i, run) in runs.enumerate() {
+        let task = set.spawn(async move { (i, run.await) });
+        task_index.insert(task.id(), i);
+    }
+    let mut done = Vec::new();
+    while let Some(joined) = set.join_next_with_id().await {
+        match joined {
+            Ok((_, (i, Some(r)))) => done.push((i, r)),
+            // Removed by a concurrent reload: nothing to report.
+            Ok((_, (_, None))) => {}
+            Err(e) => {
+                if let Some(&i) = task_index.get(&e.id()) {
+                    done.push((i, panicked_run(sub, probes.get(i).map_or("", String::as_str))));
+                }
+            }
+        }
+    }
+    done
+}
+
+/// A run whose task panicked (a bug): reported as a failure with reason
+/// `invalid_response` rather than left out of the answer.
+fn panicked_run(sub: &str, probe: &str) -> RunRecord {
+    // The panic message is not repeated: it may quote text from a peer.
+    tracing::error!(subscription = sub, probe, "on-demand probe run panicked (a bug in m365mon, please report it)");
+    RunRecord {
+        outcome: Outcome::Failure(crate::probe::FailureReason::InvalidResponse),
+        duration: Duration::ZERO,
+        log: vec!["the run panicked (a bug in m365mon, please report it); reported as invalid_response".into()],
+        health: None,
+        message_center: None,
+        origin: crate::runner::Origin::Ran,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_query;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_run_is_reported_as_invalid_response() {
+        let record = |ms| RunRecord {
+            outcome: Outcome::Success,
+            duration: Duration::from_millis(ms),
+            log: vec![],
+            health: None,
+            message_center: None,
+            origin: crate::runner::Origin::Ran,
+        };
+        let runs: Vec<crate::runner::BoxFuture<'static, Option<RunRecord>>> = vec![
+            Box::pin(async move { Some(record(1)) }),
+            Box::pin(async move { panic!("bug") }),
+            Box::pin(async move { None }),
+        ];
+        let probes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut done = run_each(runs.into_iter(), "contoso", &probes).await;
+        done.sort_by_key(|(i, _)| *i);
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!((done[0].0, &done[0].1.outcome), (0, &Outcome::Success));
+        assert_eq!(done[1].0, 1);
+        assert_eq!(done[1].1.outcome, Outcome::Failure(crate::probe::FailureReason::InvalidResponse));
+        assert!(done[1].1.log[0].contains("panicked"), "{:?}", done[1].1.log);
+    }
 
     #[test]
     fn query_parsing() {

@@ -17,6 +17,7 @@
 //! - [`web`]: the HTTP accept loop, TLS and basic auth (exporter-toolkit web config).
 //! - [`sim`]: the Entra ID and Graph simulator used by tests and `m365mon demo`; [`demo`] wires it up.
 //! - [`logging`]: logfmt or JSON logs.
+//! - [`text`]: bounding external text without splitting a character.
 
 pub mod app;
 pub mod auth;
@@ -37,4 +38,5 @@ pub mod runner;
 pub mod scheduler;
 pub mod sim;
 pub mod state;
+pub mod text;
 pub mod web;

@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = m365mon::cli::Cli::parse();
+    let cli = m365mon::cli::Cli::parse_args();
     m365mon::logging::init(cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

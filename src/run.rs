@@ -25,7 +25,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             crate::demo::simulate(listen, tenants.as_deref(), scenario.as_deref()).await
         }
         Some(Command::Demo { listen_address, sim_listen_address }) => {
-            crate::demo::demo(listen_address, sim_listen_address).await
+            if cli.config_file_given {
+                eprintln!(
+                    "m365mon: demo runs its built-in configuration against the simulator; --config.file does not apply \
+                     (to probe your tenants, run m365mon --config.file {})",
+                    cli.config_file.display()
+                );
+                return ExitCode::from(2);
+            }
+            crate::demo::demo(listen_address, sim_listen_address, &cli.storage_path).await
         }
     }
 }

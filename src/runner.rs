@@ -238,7 +238,7 @@ impl Runner {
 
     /// A runner with another executor (tests).
     pub fn with_executor(executor: Arc<dyn Execute>, config: Arc<Config>, store: Arc<Store>) -> Self {
-        let limit = config.global.max_concurrent_probes.max(1);
+        let limit = config.global.max_concurrent_probes.clamp(1, Semaphore::MAX_PERMITS);
         Runner {
             inner: Arc::new(Inner {
                 executor,
@@ -266,7 +266,7 @@ impl Runner {
     pub fn set_config(&self, config: Arc<Config>) {
         let old = self.config();
         self.inner.executor.reconfigure(&old, &config);
-        let limit = config.global.max_concurrent_probes.max(1);
+        let limit = config.global.max_concurrent_probes.clamp(1, Semaphore::MAX_PERMITS);
         {
             let mut sem = self.inner.semaphore.write().unwrap_or_else(|e| e.into_inner());
             if sem.0 != limit {

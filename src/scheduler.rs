@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::probe::Workload;
+use crate::probe::{FailureReason, Outcome, Workload};
 use crate::runner::{Mode, Runner};
 
 /// FNV-1a: a stable hash (std's is randomised per process).
@@ -27,16 +27,31 @@ fn fnv1a(parts: &[&str]) -> u64 {
 
 /// The probe's phase within its interval, from its names.
 pub fn offset(sub: &str, probe: &str, interval: Duration) -> Duration {
-    let ms = interval.as_millis().max(1) as u64;
+    let ms = millis(interval).max(1);
     Duration::from_millis(fnv1a(&[sub, probe]) % ms)
 }
 
 /// Time from `now_unix_ms` to the next instant whose phase (Unix time modulo
 /// the interval) equals the offset: stable across restarts and replicas.
 pub fn delay_to_phase(now_unix_ms: u64, offset: Duration, interval: Duration) -> Duration {
-    let i = interval.as_millis().max(1) as u64;
-    let o = offset.as_millis() as u64 % i;
-    Duration::from_millis((o + i - now_unix_ms % i) % i)
+    let i = millis(interval).max(1);
+    let o = millis(offset) % i;
+    let n = now_unix_ms % i;
+    // Both below `i`: no sum that could overflow for huge intervals.
+    Duration::from_millis(if o >= n { o - n } else { i - (n - o) })
+}
+
+/// Whole milliseconds, saturating at `u64::MAX`.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Farther than any wait that matters; tokio caps timers at about two years anyway.
+const FAR: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+
+/// `t + d`, or [`FAR`] from `t` where that would overflow.
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(|| t + FAR)
 }
 
 struct Task {
@@ -114,25 +129,69 @@ async fn probe_loop(
     workload: Workload,
     first: Duration,
 ) {
-    let mut next = Instant::now() + first;
+    let mut next = later(Instant::now(), first);
     loop {
         tokio::time::sleep_until(next).await;
         // Throttled by Graph: this subscription's next request to the workload waits.
         if let Some(until) = runner.throttled_until(&sub, workload) {
             tokio::time::sleep_until(until).await;
         }
-        if runner.run(&sub, &probe, Mode::Scheduled).await.is_none() {
+        match run_once(&runner, &sub, &probe).await {
+            RunResult::Ran => {}
             // Removed by a reload that has not stopped this task yet.
-            return;
+            RunResult::Gone => return,
         }
-        next += interval;
+        next = later(next, interval);
         let now = Instant::now();
         if next <= now {
             // The run (or a throttling wait) overran: skip the missed ticks, keep the phase.
             let behind = now - next;
             let skip = behind.as_nanos() / interval.as_nanos().max(1) + 1;
-            next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
+            let skipped = u32::try_from(skip).ok().and_then(|n| interval.checked_mul(n)).unwrap_or(FAR);
+            next = later(next, skipped);
         }
+    }
+}
+
+enum RunResult {
+    Ran,
+    Gone,
+}
+
+/// Aborts the task when dropped, so stopping the probe's loop stops its run too.
+struct AbortOnDrop(JoinHandle<bool>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One scheduled run in a task of its own: a panic in it (a bug) fails that
+/// run, recorded as `invalid_response` and logged, instead of ending the
+/// probe's loop until a restart.
+async fn run_once(runner: &Runner, sub: &str, probe: &str) -> RunResult {
+    let started = Instant::now();
+    let mut task = {
+        let (runner, sub, probe) = (runner.clone(), sub.to_string(), probe.to_string());
+        AbortOnDrop(tokio::spawn(async move { runner.run(&sub, &probe, Mode::Scheduled).await.is_some() }))
+    };
+    match (&mut task.0).await {
+        Ok(true) => RunResult::Ran,
+        Ok(false) => RunResult::Gone,
+        Err(e) if e.is_panic() => {
+            // The panic message is not repeated: it may quote text from a peer.
+            tracing::error!(
+                subscription = sub,
+                probe,
+                "probe run panicked (a bug in m365mon, please report it); recorded as invalid_response, next run on schedule"
+            );
+            let failed = Outcome::Failure(FailureReason::InvalidResponse);
+            runner.store().record(sub, probe, &failed, started.elapsed(), None);
+            RunResult::Ran
+        }
+        // Only `AbortOnDrop` aborts it, and then this future is gone too.
+        Err(_) => RunResult::Gone,
     }
 }
 
@@ -172,5 +231,22 @@ mod tests {
         assert_eq!(delay_to_phase(125_000, Duration::from_secs(10), i), Duration::from_secs(5));
         assert_eq!(delay_to_phase(131_000, Duration::from_secs(10), i), Duration::from_secs(59));
         assert_eq!(delay_to_phase(130_000, Duration::from_secs(10), i), Duration::ZERO);
+    }
+
+    #[test]
+    fn huge_intervals_do_not_overflow() {
+        for i in [Duration::MAX, Duration::from_millis(u64::MAX), Duration::from_millis(u64::MAX / 2 + 7)] {
+            let now = 1_750_000_000_000;
+            let o = offset("contoso", "exchange", i);
+            let d = delay_to_phase(now, o, i);
+            assert!(d <= i, "{d:?}");
+            // The phase is reached: (now + d) mod i == o mod i.
+            let i_ms = millis(i);
+            assert_eq!((u128::from(now) + d.as_millis()) % u128::from(i_ms), u128::from(millis(o) % i_ms));
+        }
+        assert_eq!(
+            delay_to_phase(5, Duration::from_millis(u64::MAX - 1), Duration::MAX),
+            Duration::from_millis(u64::MAX - 6)
+        );
     }
 }

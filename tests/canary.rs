@@ -143,6 +143,12 @@ async fn secrets_never_appear_in_logs_metrics_debug_output_landing_page_or_error
         yaml.replace("    credential: wrong\n", &format!("    credential: wrong\n    admins: {wrong}\n")),
         // A secret value that is not a string.
         yaml.replace(&format!("client_secret: \"{wrong}\""), &format!("client_secret: [{wrong}]")),
+        // The secret pasted where the name of an environment variable belongs.
+        yaml.replace("    client_secret_file: secret.txt\n", &format!("    client_secret_env: {in_file}\n")),
+        // The secret pasted where the path of a file belongs.
+        yaml.replace("    client_secret_file: secret.txt\n", &format!("    client_secret_file: {in_file}\n")),
+        // A password in an endpoint URL.
+        yaml.replace("graph_endpoint: http://", &format!("graph_endpoint: http://monitor:{wrong}@")),
     ];
     for (i, bad) in bad_files.iter().enumerate() {
         assert_ne!(bad, &yaml, "bad file {i} differs from the good one");
@@ -153,6 +159,15 @@ async fn secrets_never_appear_in_logs_metrics_debug_output_landing_page_or_error
             &format!("the config error for bad file {i}"),
             &m365mon::config::load_file(&e.config_path).unwrap_err().to_string(),
         );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365mon"))
+            .arg("check-config")
+            .arg("--config.file")
+            .arg(&e.config_path)
+            .output()
+            .expect("run m365mon check-config");
+        assert!(!out.status.success(), "check-config accepted bad file {i}");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        canaries.assert_absent(&format!("check-config's output for bad file {i}"), &text);
     }
     // A good reload, and the configuration's own text views.
     assert_eq!(e.reload_with(&yaml).await.0, 200);

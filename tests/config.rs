@@ -90,6 +90,26 @@ const INVALID: &[(&str, &str)] = &[
         "max-concurrent-type.yml:2:26: global.max_concurrent_probes: expected an integer, found a string",
     ),
     ("max-concurrent-zero", "max-concurrent-zero.yml:2:26: global.max_concurrent_probes: must be at least 1, found 0"),
+    (
+        "max-concurrent-huge",
+        "max-concurrent-huge.yml:2:26: global.max_concurrent_probes: must be at most 10000, found 18446744073709551615",
+    ),
+    (
+        "duration-interval-too-long",
+        "duration-interval-too-long.yml:2:19: global.probe_interval: invalid duration \"584000000y\": must be at most 1y",
+    ),
+    (
+        "duration-timeout-too-long",
+        "duration-timeout-too-long.yml:2:18: global.probe_timeout: invalid duration \"2d\": must be at most 1d",
+    ),
+    (
+        "probe-interval-too-long",
+        "probe-interval-too-long.yml:11:19: subscriptions[0].probes[0].interval: invalid duration \"2y\": must be at most 1y",
+    ),
+    (
+        "discovery-refresh-interval-too-long",
+        "discovery-refresh-interval-too-long.yml:9:23: discovery[0].refresh_interval: invalid duration \"2w\": must be at most 1w",
+    ),
     // credentials
     (
         "credential-bad-client-id",
@@ -182,6 +202,18 @@ const INVALID: &[(&str, &str)] = &[
     (
         "credential-secret-file-empty",
         "credential-secret-file-empty.yml:4:25: credentials.app.client_secret_file: \"tests/fixtures/config/invalid/../secrets/empty.txt\" is empty",
+    ),
+    (
+        "credential-secret-env-pasted",
+        "credential-secret-env-pasted.yml:4:24: credentials.app.client_secret_env: the environment variable named here is not set (the name is not shown: it does not look like a variable name; client_secret_env takes the name of a variable, not the secret)",
+    ),
+    (
+        "credential-secret-file-pasted",
+        "credential-secret-file-pasted.yml:4:25: credentials.app.client_secret_file: cannot read the file named here: No such file or directory (os error 2) (the name is not shown: it does not look like a path; this key takes the path of a file, not its contents)",
+    ),
+    (
+        "graph-endpoint-userinfo",
+        "graph-endpoint-userinfo.yml:2:19: global.graph_endpoint: invalid URL \"https://***@graph.example.com/\": must not contain a user name or password",
     ),
     (
         "credential-secret-file-missing",

@@ -18,9 +18,30 @@ impl Drop for Running {
     }
 }
 
-fn start_demo() -> (Running, String) {
+/// An empty directory of its own under the system temp dir, removed on drop.
+struct Cwd(std::path::PathBuf);
+
+impl Cwd {
+    fn new(tag: &str) -> Cwd {
+        let dir = std::env::temp_dir().join(format!("m365mon-{tag}-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Cwd(dir)
+    }
+    fn entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    }
+}
+
+impl Drop for Cwd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_demo(cwd: &Cwd) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_m365mon"))
         .args(["demo", "--web.listen-address", "127.0.0.1:0"])
+        .current_dir(&cwd.0)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,7 +69,8 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_healthy_and_failing_subscriptions() {
-    let (_demo, url) = start_demo();
+    let cwd = Cwd::new("demo");
+    let (demo, url) = start_demo(&cwd);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let subs = ["contoso", "fabrikam", "northwind", "tailspin"];
@@ -90,4 +112,27 @@ async fn demo_serves_healthy_and_failing_subscriptions() {
     assert!(!text.contains("demo-secret-not-for-production") && !text.contains("tailspin-old-secret"));
     let (ok, findings) = tools::promtool_check_metrics(&text);
     assert!(ok, "promtool check metrics: {findings}");
+    // Nothing written where it was started (no `data/`): the demo has no delegated sign-in to store.
+    drop(demo);
+    assert_eq!(cwd.entries(), Vec::<String>::new());
+}
+
+/// `--config.file` would suggest the demo probes that file's tenants: it is refused, saying why.
+#[test]
+fn demo_refuses_config_file() {
+    let cwd = Cwd::new("demo-config");
+    let out = Command::new(env!("CARGO_BIN_EXE_m365mon"))
+        .args(["demo", "--config.file", "mine.yml", "--web.listen-address", "127.0.0.1:0"])
+        .current_dir(&cwd.0)
+        .output()
+        .expect("m365mon demo runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "m365mon: demo runs its built-in configuration against the simulator; --config.file does not apply \
+         (to probe your tenants, run m365mon --config.file mine.yml)"
+    );
+    assert!(out.stdout.is_empty(), "nothing started: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(cwd.entries(), Vec::<String>::new());
 }

@@ -544,3 +544,35 @@ async fn an_absurd_retry_after_is_capped() {
     assert_eq!(throttled(&m), 1.0);
     assert!(m.runs("alpha", "auth") >= 60.0, "the other probe kept running: {}", m.text);
 }
+
+/// A Graph error message whose 300th byte falls inside a character: the
+/// probe reports `http_5xx` (it used to panic, and the panic stopped the
+/// probe's task until a restart), keeps running on schedule, and the debug
+/// log shows the message cut before that character.
+#[tokio::test(start_paused = true)]
+async fn non_ascii_graph_error_message_is_cut_at_a_character() {
+    let sim = start_sim(world()).await;
+    // "a" then 2-byte characters: every character starts at an odd offset, so byte 300 is inside one.
+    let message = format!("a{}", "é".repeat(400));
+    sim.set_server_error_message(Some(&message));
+    sim.set_fault(ALPHA, Target::Organization, Fault::ServerError);
+    let yaml = format!(
+        "{}credentials:\n{}subscriptions:\n{}",
+        global(&sim, "30s", "5s"),
+        secret_credential("app", SECRET_APP, SECRET),
+        sub("alpha", ALPHA, "app", &one("organization")),
+    );
+    let e = Exporter::start(&yaml).await;
+    let m = e
+        .wait_metrics("two scheduled runs", Duration::from_secs(120), |m| {
+            (m.runs("alpha", "organization") >= 2.0).then(|| m.clone())
+        })
+        .await;
+    assert_eq!(m.last_failure("alpha", "organization").as_deref(), Some("http_5xx"), "{}", m.text);
+
+    let (status, body) = e.get("/probe?subscription=alpha&debug=true").await;
+    assert_eq!(status, 200, "{body}");
+    let cut = format!("error: generalException: a{}\n", "é".repeat(149));
+    assert!(body.contains(&cut), "message not cut at 299 bytes:\n{body}");
+    assert!(body.contains("m365mon_probe_success{subscription=\"alpha\",probe=\"organization\"} 0"), "{body}");
+}

@@ -30,6 +30,8 @@ struct Script {
     calls: Vec<(String, String, Instant, Option<Instant>)>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Per (subscription, probe): how many of the first calls panic.
+    panics: HashMap<(String, String), usize>,
 }
 
 #[derive(Clone, Default)]
@@ -82,6 +84,15 @@ impl Execute for Fake {
             }
             let _done = Done(self, idx);
             tokio::time::sleep(step.sleep).await;
+            let panics = {
+                let s = self.0.lock().unwrap();
+                let key = (sub.name.clone(), probe.name.clone());
+                let n = s.calls.iter().filter(|c| c.0 == key.0 && c.1 == key.1).count();
+                n <= s.panics.get(&key).copied().unwrap_or(0)
+            };
+            if panics {
+                panic!("scripted panic");
+            }
             (step.outcome, RunDetails::default())
         })
     }
@@ -429,4 +440,48 @@ async fn on_demand_waits_are_bounded_by_the_deadline() {
     assert!(r.log.iter().any(|l| l.contains("max_concurrent_probes")), "{:?}", r.log);
     other.await.unwrap();
     assert_eq!(fake.starts("contoso", "teams").len(), 2, "on-demand runs never started");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_run_fails_that_run_and_the_probe_keeps_its_schedule() {
+    let fake = Fake::default();
+    fake.0.lock().unwrap().panics.insert(("contoso".into(), "organization".into()), 2);
+    let cfg = config(vec![("contoso", vec![probe("organization", ProbeKind::Organization, 60, 15)])], 64);
+    let (_r, scheduler, store) = start(cfg, &fake);
+    tokio::time::sleep(Duration::from_secs(60 * 4 + 1)).await;
+
+    // Two panics, then successes: still every 60 s.
+    let starts = fake.starts("contoso", "organization");
+    assert!(starts.len() >= 4, "ran {} times in 4 minutes", starts.len());
+    for w in starts.windows(2) {
+        assert_eq!(w[1] - w[0], Duration::from_secs(60));
+    }
+    assert_eq!(scheduler.task_count(), 1);
+    let snap = store.snapshot();
+    let p = &snap.subscriptions["contoso"].probes["organization"];
+    assert_eq!(p.failures.get(&FailureReason::InvalidResponse).copied(), Some(2), "{:?}", p.failures);
+    assert_eq!(p.runs as usize, starts.len());
+    assert_eq!(p.last_success, Some(true));
+}
+
+/// Configs built in code skip the config file's limits: a huge interval and
+/// concurrency limit must neither panic the scheduler nor the runner.
+#[tokio::test(start_paused = true)]
+async fn huge_interval_and_concurrency_limit_do_not_panic() {
+    let fake = Fake::default();
+    let mut p = probe("organization", ProbeKind::Organization, 60, 15);
+    p.interval = Duration::MAX;
+    let cfg = config(
+        vec![("contoso", vec![p]), ("fabrikam", vec![probe("organization", ProbeKind::Organization, 60, 15)])],
+        usize::MAX,
+    );
+    let (runner, scheduler, _store) = start(cfg, &fake);
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    assert_eq!(scheduler.task_count(), 2);
+    // The other probe kept running, so nothing panicked in the runner.
+    assert!(fake.starts("fabrikam", "organization").len() >= 2);
+    let fabrikam = || ("fabrikam", vec![probe("organization", ProbeKind::Organization, 60, 15)]);
+    runner.set_config(Arc::new(config(vec![fabrikam()], usize::MAX - 1)));
+    let r = runner.run("fabrikam", "organization", Mode::OnDemand { deadline: None }).await;
+    assert_eq!(r.map(|r| r.outcome), Some(Outcome::Success));
 }

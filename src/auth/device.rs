@@ -241,7 +241,7 @@ impl DeviceFlow<'_> {
 fn refused(e: &EntraError) -> DeviceFlowError {
     let reason = classify_error(&e.error, &e.error_codes);
     let mut msg = e.to_string();
-    msg.truncate(400);
+    crate::text::truncate(&mut msg, 400);
     DeviceFlowError::Refused(AuthError::new(reason, msg))
 }
 

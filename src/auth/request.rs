@@ -316,7 +316,7 @@ fn finish(
         Err(RequestTokenError::ServerResponse(e)) => {
             let reason = classify(&e.error, &e.error_codes);
             let mut msg = e.to_string();
-            msg.truncate(400);
+            crate::text::truncate(&mut msg, 400);
             log.line(format!("token: refused: {msg}"));
             Err(AuthError::new(reason, msg))
         }

@@ -26,9 +26,19 @@ pub(super) struct LoadedKey {
     pub rsa_public_key: Vec<u8>,
 }
 
-/// Reads a file, naming it in the error.
+/// Reads a file, naming it in the error unless the name may be a secret
+/// pasted in place of a path (see [`super::values::looks_like_path`]).
 pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read \"{}\": {e}", path.display()))
+    std::fs::read(path).map_err(|e| {
+        if super::values::looks_like_path(path) {
+            format!("cannot read \"{}\": {e}", path.display())
+        } else {
+            format!(
+                "cannot read the file named here: {e} (the name is not shown: it does not look like a path; \
+                 this key takes the path of a file, not its contents)"
+            )
+        }
+    })
 }
 
 /// Reads the first certificate of a PEM file.

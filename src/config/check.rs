@@ -199,10 +199,15 @@ impl<'a> MapView<'a> {
         string_of(r, node, &self.path_of(key))
     }
 
-    /// An optional duration (Prometheus syntax, greater than zero).
-    pub fn duration(&self, r: &mut Report, key: &str) -> Option<Located<Duration>> {
+    /// An optional duration (Prometheus syntax, greater than zero, at most `max`).
+    pub fn duration(&self, r: &mut Report, key: &str, max: Duration) -> Option<Located<Duration>> {
         let s = self.string(r, key)?;
         match values::parse_duration(&s.value) {
+            Ok(d) if d > max => {
+                let msg = format!("invalid duration \"{}\": must be at most {}", s.value, values::format_duration(max));
+                r.error(s.loc, &s.path, msg);
+                None
+            }
             Ok(d) => Some(Located { value: d, loc: s.loc, path: s.path }),
             Err(msg) => {
                 r.error(s.loc, &s.path, msg);

@@ -177,15 +177,23 @@ fn build_kind(
         }
         "client_secret_env" => {
             let var = map.required_string(r, "client_secret_env")?;
+            // Users paste the secret itself here: only a plausible name is repeated.
+            let (named, note) = if values::looks_like_env_name(&var.value) {
+                (format!("environment variable \"{}\"", var.value), "")
+            } else {
+                (
+                    "the environment variable named here".to_owned(),
+                    " (the name is not shown: it does not look like a variable name; \
+                     client_secret_env takes the name of a variable, not the secret)",
+                )
+            };
             if var.value.is_empty() || var.value.contains(['=', '\0']) {
-                r.error(var.loc, &var.path, format!("invalid environment variable name \"{}\"", var.value));
+                r.error(var.loc, &var.path, format!("invalid environment variable name{note}"));
                 return None;
             }
             match env(&var.value) {
-                None => r.error(var.loc, &var.path, format!("environment variable \"{}\" is not set", var.value)),
-                Some(v) if v.is_empty() => {
-                    r.error(var.loc, &var.path, format!("environment variable \"{}\" is empty", var.value))
-                }
+                None => r.error(var.loc, &var.path, format!("{named} is not set{note}")),
+                Some(v) if v.is_empty() => r.error(var.loc, &var.path, format!("{named} is empty{note}")),
                 Some(_) => return Some(CredentialKind::Secret(SecretSource::Env(var.value))),
             }
             None

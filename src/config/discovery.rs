@@ -54,7 +54,7 @@ fn parse_one(
             .ok()
     });
     let refresh_interval = if map.has("refresh_interval") {
-        map.duration(r, "refresh_interval").map(|d| d.value)
+        map.duration(r, "refresh_interval", values::MAX_REFRESH_INTERVAL).map(|d| d.value)
     } else {
         Some(DEFAULT_REFRESH_INTERVAL)
     };

@@ -15,6 +15,9 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default for `global.max_concurrent_probes`.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 64;
+/// Largest `global.max_concurrent_probes`: far more than any deployment
+/// needs, far below what a semaphore can hold.
+pub const MAX_CONCURRENT_PROBES: usize = 10_000;
 
 /// The global settings plus where the two probe defaults came from, for
 /// messages that relate them to per-probe values.
@@ -51,23 +54,27 @@ pub(super) fn parse(r: &mut Report, node: Option<&Node>) -> GlobalSection {
     let authority_host = endpoint(r, "authority_host", cloud.authority_host());
     let graph_endpoint = endpoint(r, "graph_endpoint", cloud.graph_endpoint());
 
-    let duration = |r: &mut Report, key: &str, default: Duration| {
+    let duration = |r: &mut Report, key: &str, default: Duration, max: Duration| {
         // A default has no place in the file (`loc: None`); messages say so.
-        map.and_then(|m| m.duration(r, key)).unwrap_or_else(|| Located {
+        map.and_then(|m| m.duration(r, key, max)).unwrap_or_else(|| Located {
             value: default,
             loc: None,
             path: format!("global.{key}"),
         })
     };
-    let interval = duration(r, "probe_interval", DEFAULT_PROBE_INTERVAL);
-    let timeout = duration(r, "probe_timeout", DEFAULT_PROBE_TIMEOUT);
+    let interval = duration(r, "probe_interval", DEFAULT_PROBE_INTERVAL, values::MAX_PROBE_INTERVAL);
+    let timeout = duration(r, "probe_timeout", DEFAULT_PROBE_TIMEOUT, values::MAX_PROBE_TIMEOUT);
 
     let max_concurrent_probes = map
         .and_then(|m| {
             let node = m.get("max_concurrent_probes")?;
             let path = m.path_of("max_concurrent_probes");
             match node.value {
-                Value::Int(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                Value::Int(n) if n > MAX_CONCURRENT_PROBES as i128 => {
+                    r.error(node.loc, &path, format!("must be at most {MAX_CONCURRENT_PROBES}, found {n}"));
+                    None
+                }
+                Value::Int(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(MAX_CONCURRENT_PROBES)),
                 Value::Int(n) => {
                     r.error(node.loc, &path, format!("must be at least 1, found {n}"));
                     None

@@ -225,8 +225,8 @@ fn parse_one(r: &mut Report, node: &Node, path: &str) -> Option<(ProbeSpec, Opti
             false
         }
     });
-    let interval = map.duration(r, "interval");
-    let timeout = map.duration(r, "timeout");
+    let interval = map.duration(r, "interval", values::MAX_PROBE_INTERVAL);
+    let timeout = map.duration(r, "timeout", values::MAX_PROBE_TIMEOUT);
 
     let ty = ty?;
     // A bad value is reported once; a half-built probe would only add follow-up noise.

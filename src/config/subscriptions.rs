@@ -38,7 +38,8 @@ pub(super) fn parse_defaults(r: &mut Report, node: Option<&Node>, creds: &Creden
         admins: given("admins").then(|| admins(r, &map).ok_or(())),
         probes: given("probes")
             .then(|| map.get("probes").and_then(|n| probes::parse_list(r, n, &map.path_of("probes"))).ok_or(())),
-        probe_interval: given("probe_interval").then(|| map.duration(r, "probe_interval").ok_or(())),
+        probe_interval: given("probe_interval")
+            .then(|| map.duration(r, "probe_interval", values::MAX_PROBE_INTERVAL).ok_or(())),
     }
 }
 
@@ -134,7 +135,7 @@ pub(super) fn settings(
     };
 
     let interval = if map.has("probe_interval") {
-        map.duration(r, "probe_interval")
+        map.duration(r, "probe_interval", values::MAX_PROBE_INTERVAL)
     } else {
         match &defaults.probe_interval {
             Some(i) => i.clone().ok(),

@@ -14,6 +14,14 @@ const UNITS: [(&str, u64); 7] = [
     ("ms", 1),
 ];
 
+/// Longest probe interval (`probe_interval`, `interval`). A year leaves room
+/// for setups that only use `/probe` and want scheduled runs out of the way.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Longest probe timeout (`probe_timeout`, `timeout`).
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Longest discovery `refresh_interval`.
+pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Parses a Prometheus duration such as `30s`, `1h30m` or `500ms`: units
 /// from largest to smallest, each at most once. Zero is refused.
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -155,12 +163,57 @@ pub(super) fn check_user(what: &str, s: &str) -> Result<String, String> {
     }
 }
 
+/// Whether `s` may be shown as the name of an environment variable:
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters, and not mixed case.
+/// Anything else may be a secret pasted in place of the name.
+pub(super) fn looks_like_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let mixed_case = s.chars().any(|c| c.is_ascii_uppercase()) && s.chars().any(|c| c.is_ascii_lowercase());
+    first_ok && s.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && !mixed_case && !looks_random(s)
+}
+
+/// Whether `s` has a run of 16 or more letters and digits with both in it,
+/// as generated secrets (and hex tokens) do and names rarely do.
+fn looks_random(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_alphanumeric()).any(|run| {
+        run.len() >= 16 && run.chars().any(|c| c.is_ascii_digit()) && run.chars().any(|c| c.is_ascii_alphabetic())
+    })
+}
+
+/// Whether `path` may be shown in a message: every component at most 64
+/// characters of `[A-Za-z0-9._ -]` (plus a Windows drive), and none that
+/// looks random (16 or more letters and digits in a row, both mixed in).
+/// Anything else may be a secret pasted in place of the file name.
+pub(super) fn looks_like_path(path: &std::path::Path) -> bool {
+    let Some(s) = path.to_str() else { return false };
+    let component_ok = |c: &str| {
+        let plain = c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | ' ' | '-'));
+        c.len() <= 64 && plain && !looks_random(c)
+    };
+    let s = match s.as_bytes() {
+        [d, b':', ..] if d.is_ascii_alphabetic() => &s[2..],
+        _ => s,
+    };
+    !s.is_empty() && s.split(['/', '\\']).all(component_ok)
+}
+
+/// `s` with any user name and password (before `@` in the authority) replaced by `***`.
+pub(super) fn without_userinfo(s: &str) -> String {
+    let start = s.find("://").map_or(0, |i| i + 3);
+    let end = s[start..].find(['/', '?', '#']).map_or(s.len(), |i| start + i);
+    match s[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &s[..start], &s[start + at..]),
+        None => s.to_owned(),
+    }
+}
+
 /// `authority_host` and `graph_endpoint`: an absolute http(s) URL without
 /// query or fragment, returned without trailing slashes.
 pub(super) fn check_endpoint(s: &str) -> Result<String, String> {
     let url = parse_url(s)?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("invalid URL \"{s}\": the scheme must be http or https"));
+        return Err(format!("invalid URL \"{}\": the scheme must be http or https", without_userinfo(s)));
     }
     Ok(s.trim_end_matches('/').to_owned())
 }
@@ -169,13 +222,13 @@ pub(super) fn check_endpoint(s: &str) -> Result<String, String> {
 pub(super) fn check_site(s: &str) -> Result<String, String> {
     let url = parse_url(s)?;
     if url.scheme() != "https" {
-        return Err(format!("invalid URL \"{s}\": a SharePoint site URL must use https"));
+        return Err(format!("invalid URL \"{}\": a SharePoint site URL must use https", without_userinfo(s)));
     }
     Ok(s.to_owned())
 }
 
 fn parse_url(s: &str) -> Result<url::Url, String> {
-    let bad = |why: &str| format!("invalid URL \"{s}\": {why}");
+    let bad = |why: &str| format!("invalid URL \"{}\": {why}", without_userinfo(s));
     if s.chars().any(char::is_whitespace) {
         return Err(bad("must not contain spaces"));
     }
@@ -195,6 +248,39 @@ fn parse_url(s: &str) -> Result<url::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_may_be_secrets_are_not_shown() {
+        for s in ["M365MON_CLIENT_SECRET", "_x", "secret_file", "A1"] {
+            assert!(looks_like_env_name(s), "{s}");
+        }
+        for s in [
+            "",
+            "1A",
+            "abc8Q~xyzABCdefGHI.jkl-MNO_pqr",
+            "MySecret",
+            "A B",
+            "a=b",
+            &"A".repeat(65),
+            "xk29fj38dk2jdkwq0slw",
+        ] {
+            assert!(!looks_like_env_name(s), "{s}");
+        }
+        for s in ["secret.txt", "/run/secrets/client_secret", "../secrets/app secret.txt", "C:\\m365mon\\secret.txt"] {
+            assert!(looks_like_path(std::path::Path::new(s)), "{s}");
+        }
+        for s in [
+            "abc8Q~xyzABCdefGHI.jkl-MNO_pqr",
+            "Aa1bB2cC3+dD4/eE5=",
+            "dir/Aa1bB2cC3dD4eE5fF6gG7",
+            "canary-9f86d081884c7d659a2feaa0c55ad015",
+        ] {
+            assert!(!looks_like_path(std::path::Path::new(s)), "{s}");
+        }
+        assert_eq!(without_userinfo("https://user:pa55@graph.example.com/x@y"), "https://***@graph.example.com/x@y");
+        assert_eq!(without_userinfo("user:pa55@graph.example.com"), "***@graph.example.com");
+        assert_eq!(without_userinfo("https://graph.example.com/a@b"), "https://graph.example.com/a@b");
+    }
 
     #[test]
     fn durations_follow_prometheus() {

@@ -207,7 +207,7 @@ impl ProbeLog {
         // Bounded so a misbehaving peer cannot grow it without limit.
         if self.lines.len() < 200 {
             let mut text = msg.as_ref().to_string();
-            text.truncate(2000);
+            crate::text::truncate(&mut text, 2000);
             self.lines.push(format!("{ms:>9.1}ms  {text}"));
         }
     }

@@ -348,13 +348,16 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Outcome {
             Fault::BadSecret | Fault::ExpiredSecret | Fault::UnknownTenant => {
                 Some(graph_unauthorized(&ids, now, "Access token validation failure.", &authority))
             }
-            Fault::ServerError => Some(graph_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &ids,
-                now,
-                "generalException",
-                "General exception while processing.",
-            )),
+            Fault::ServerError => {
+                let message = shared.rt().server_error_message.clone();
+                Some(graph_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ids,
+                    now,
+                    "generalException",
+                    message.as_deref().unwrap_or("General exception while processing."),
+                ))
+            }
             Fault::RefreshExpired | Fault::RefreshRevoked | Fault::ConsentRevoked => None,
         };
         if let Some(r) = r {

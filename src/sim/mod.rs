@@ -293,6 +293,12 @@ impl SimHandle {
         self.shared().rt().clear_faults(Some(tenant), Some(target));
     }
 
+    /// Sets the message of the `server_error` fault's Graph error body
+    /// (`None`: the usual "General exception while processing.").
+    pub fn set_server_error_message(&self, message: Option<&str>) {
+        self.shared().rt().server_error_message = message.map(str::to_string);
+    }
+
     /// Removes every fault.
     pub fn clear_all_faults(&self) {
         self.shared().rt().clear_faults(None, None);

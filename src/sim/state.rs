@@ -88,6 +88,9 @@ pub(crate) struct Runtime {
     /// Added to the wall clock for every time check (tests move time forward with it).
     pub clock_offset: Duration,
     pub mail: MailState,
+    /// Replaces the message of the `server_error` fault's Graph error body
+    /// (to test how the exporter copes with odd error text).
+    pub server_error_message: Option<String>,
 }
 
 impl Runtime {
@@ -137,6 +140,7 @@ impl Shared {
                 token_requests: HashMap::new(),
                 clock_offset: Duration::ZERO,
                 mail: MailState::default(),
+                server_error_message: None,
             }),
             keys,
             addr,
