@@ -51,3 +51,26 @@ impl Cloud {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cloud;
+
+    /// Protocol doc, section 2: sign-in host, Graph root and the token scope for each cloud.
+    #[test]
+    fn endpoints_per_cloud() {
+        let table = [
+            ("global", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
+            ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
+            ("usgov-dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+            ("china", "https://login.partner.microsoftonline.cn", "https://microsoftgraph.chinacloudapi.cn"),
+        ];
+        for (name, authority, graph) in table {
+            let cloud = Cloud::parse(name).expect(name);
+            assert_eq!(cloud.as_str(), name);
+            assert_eq!(cloud.authority_host(), authority, "{name}");
+            assert_eq!(cloud.graph_endpoint(), graph, "{name}");
+        }
+        assert_eq!(Cloud::ALL.len(), table.len());
+    }
+}
