@@ -67,6 +67,7 @@ pub fn render(app: &App) -> String {
         if snap.reload.last_successful { "succeeded" } else { "FAILED (the previous configuration stays in force)" },
     );
     sign_in_actions(&mut h, app, &snap);
+    discovery_table(&mut h, &snap, now);
     let _ = writeln!(h, "<h2>Subscriptions ({})</h2>", snap.subscriptions.len());
     if snap.subscriptions.is_empty() {
         h.push_str("<p>No subscriptions are configured.</p>\n");
@@ -114,6 +115,31 @@ pub fn render(app: &App) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// Partner discovery entries: what each contributes and whether its last refresh worked.
+fn discovery_table(h: &mut String, snap: &crate::state::Snapshot, now: f64) {
+    if snap.discovery.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"discovery\">Partner discovery</h2>\n<table><tr><th>Discovery</th><th>Subscriptions</th><th>Last refresh</th><th>Last success</th><th>Failed refreshes</th></tr>\n");
+    for (name, d) in &snap.discovery {
+        let (class, last) = match d.last_failure {
+            Some(r) => ("fail", format!("failed: {} (the last good list stays)", r.as_str())),
+            None if d.last_success_at.is_some() => ("ok", "succeeded".to_string()),
+            None => ("pending", "not run yet".to_string()),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            d.subscriptions,
+            escape(&last),
+            escape(&when(d.last_success_at, now)),
+            d.failures.values().sum::<u64>(),
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// Subscriptions that need someone to act: a new `m365mon login`, or admin consent.

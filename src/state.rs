@@ -140,6 +140,8 @@ pub struct DiscoveryState {
     pub last_success_at: Option<f64>,
     /// Subscriptions it contributes now.
     pub subscriptions: usize,
+    /// Why the last refresh failed; `None` after a success.
+    pub last_failure: Option<FailureReason>,
 }
 
 /// Everything `/metrics` shows.

@@ -208,6 +208,11 @@ async fn a_failed_refresh_keeps_the_last_list() {
     );
     assert_eq!(subs(&app), before);
     assert_eq!(app.task_count(), 3);
+    let page = m365mon::landing::render(&app);
+    assert!(
+        page.contains("<td>partner</td><td>3</td><td class=\"fail\">failed: http_5xx (the last good list stays)</td>"),
+        "{page}"
+    );
     let snap = app.store().snapshot();
     assert_eq!(snap.discovery["partner"].failures.get(&FailureReason::Http5xx), Some(&1));
     assert_eq!(snap.discovery["partner"].subscriptions, 3);
@@ -226,6 +231,7 @@ async fn a_failed_refresh_keeps_the_last_list() {
     h.clear_all_faults();
     assert_eq!(app.refresh_discovery("partner").await, Ok(false));
     assert_eq!(subs(&app), before);
+    assert!(m365mon::landing::render(&app).contains("<td class=\"ok\">succeeded</td>"));
     app.shutdown();
 }
 

@@ -252,8 +252,14 @@ impl Discoverer {
             let st = s.discovery.entry(name.to_string()).or_insert_with(DiscoveryState::default);
             st.refreshes += 1;
             match &result {
-                Ok(_) => st.last_success_at = Some(unix_now()),
-                Err(r) => *st.failures.entry(*r).or_default() += 1,
+                Ok(_) => {
+                    st.last_success_at = Some(unix_now());
+                    st.last_failure = None;
+                }
+                Err(r) => {
+                    *st.failures.entry(*r).or_default() += 1;
+                    st.last_failure = Some(*r);
+                }
             }
         });
         match result {
