@@ -43,6 +43,7 @@ fn sample() -> Snapshot {
             failures: BTreeMap::from([(FailureReason::Forbidden, 1)]),
             last_success_at: Some(1_700_000_100.0),
             subscriptions: 1,
+            last_failure: None,
         },
     );
     snap.discovery.insert("never-read".into(), DiscoveryState { refreshes: 1, ..Default::default() });
