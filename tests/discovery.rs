@@ -322,3 +322,25 @@ async fn a_hanging_refresh_times_out() {
     assert_eq!(snap.discovery["partner"].failures.get(&FailureReason::Timeout), Some(&1));
     app.shutdown();
 }
+
+/// A token Graph refuses before its expiry is not reused: the refresh fails
+/// with `unauthorized`, and the next one signs in again and succeeds.
+#[tokio::test]
+async fn a_refused_token_is_dropped_and_the_next_refresh_signs_in_again() {
+    let h = simulator().await;
+    let app = start(&config_text(&h, "", PARTNER)).await;
+    let before = subs(&app);
+    assert_eq!(before.len(), 3);
+    let sign_ins = h.token_requests(ALPHA);
+    // The simulator's clock jumps past the token's expiry; the exporter's does not.
+    h.advance_clock(Duration::from_secs(2 * 3600));
+    assert_eq!(
+        app.refresh_discovery("partner").await,
+        Err(RefreshError::Failed { name: "partner".into(), reason: FailureReason::Unauthorized })
+    );
+    assert_eq!(h.token_requests(ALPHA), sign_ins, "the cached token was tried first");
+    assert_eq!(app.refresh_discovery("partner").await, Ok(false));
+    assert_eq!(h.token_requests(ALPHA), sign_ins + 1, "one new sign-in");
+    assert_eq!(subs(&app), before);
+    app.shutdown();
+}

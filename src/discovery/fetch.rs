@@ -31,8 +31,19 @@ pub(super) async fn customers(
 ) -> Result<Vec<Customer>, FailureReason> {
     let token =
         tokens.token(&entry.name, credential, &entry.partner_tenant_id, false, log).await.map_err(|e| e.reason)?;
+    let result = read(graph, &token, log).await;
+    if result == Err(FailureReason::Unauthorized) {
+        // Graph refused a token before its expiry (revoked, roles changed):
+        // the next refresh signs in again instead of reusing it.
+        tokens.invalidate(credential, &entry.partner_tenant_id, &token).await;
+    }
+    result
+}
+
+/// Both lists, joined: customers with the end of their latest relationship in force.
+async fn read(graph: &GraphClient, token: &Secret, log: &mut ProbeLog) -> Result<Vec<Customer>, FailureReason> {
     let mut ends: BTreeMap<String, i64> = BTreeMap::new();
-    for item in list(graph, &token, "/tenantRelationships/delegatedAdminRelationships", log).await? {
+    for item in list(graph, token, "/tenantRelationships/delegatedAdminRelationships", log).await? {
         let status = item["status"].as_str().unwrap_or_default();
         let tenant = item["customer"]["tenantId"].as_str().map(str::to_ascii_lowercase);
         let end = item["endDateTime"].as_str().and_then(parse_iso_seconds);
@@ -42,7 +53,7 @@ pub(super) async fn customers(
         }
     }
     let mut out: Vec<Customer> = Vec::new();
-    for item in list(graph, &token, "/tenantRelationships/delegatedAdminCustomers", log).await? {
+    for item in list(graph, token, "/tenantRelationships/delegatedAdminCustomers", log).await? {
         let Some(tenant) = item["tenantId"].as_str().filter(|t| is_guid(t)).map(str::to_ascii_lowercase) else {
             log.line(format!("customer without a tenant GUID skipped: id {}", item["id"]));
             continue;
