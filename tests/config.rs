@@ -391,6 +391,14 @@ const INVALID: &[(&str, &str)] = &[
     // discovery
     ("discovery-not-list", "discovery-not-list.yml:6:3: discovery: expected a list, found a mapping"),
     (
+        "discovery-delegated-credential",
+        "discovery-delegated-credential.yml:10:17: discovery[0].credential: credential \"signed-in\" is delegated (a signed-in account); discovery reads the partner tenant as the app: use an application credential",
+    ),
+    (
+        "discovery-delegated-template",
+        "discovery-delegated-template.yml:13:7: discovery[0].subscription_template: credential \"signed-in\" is delegated (a signed-in account), which discovered subscriptions cannot log in with: use an application credential",
+    ),
+    (
         "discovery-template-to-subscription",
         "discovery-template-to-subscription.yml:18:28: discovery[0].subscription_template.probes[0].to_subscription: to_subscription is not supported in a subscription_template",
     ),

@@ -47,7 +47,20 @@ fn parse_one(
     creds: &CredentialsSection,
     defaults: &Defaults,
 ) -> Option<Discovery> {
-    let credential = credential_ref(r, map, creds).map(|c| c.value);
+    let credential = credential_ref(r, map, creds).and_then(|c| {
+        if is_delegated(creds, &c.value) {
+            r.error(
+                c.loc,
+                &c.path,
+                format!(
+                    "credential \"{}\" is delegated (a signed-in account); discovery reads the partner tenant as the app: use an application credential",
+                    c.value
+                ),
+            );
+            return None;
+        }
+        Some(c.value)
+    });
     let partner = map.required_string(r, "partner_tenant_id").and_then(|t| {
         values::check_tenant(&t.value)
             .map_err(|msg| r.error(t.loc, &t.path, msg.replace("invalid tenant_id", "invalid partner_tenant_id")))
@@ -98,7 +111,23 @@ fn template(
     if !refs.is_empty() {
         return None;
     }
+    if is_delegated(creds, &credential) {
+        // `m365mon login --subscription` takes subscriptions of the file, and
+        // discovered ones come and go: their sign-in could never be made.
+        r.error(
+            t.loc,
+            &t.path,
+            format!(
+                "credential \"{credential}\" is delegated (a signed-in account), which discovered subscriptions cannot log in with: use an application credential"
+            ),
+        );
+        return None;
+    }
     (!credential.is_empty()).then_some(SubscriptionTemplate { credential, admins, probes })
+}
+
+fn is_delegated(creds: &CredentialsSection, name: &str) -> bool {
+    creds.valid.get(name).is_some_and(|c| matches!(c.kind, super::CredentialKind::Delegated(_)))
 }
 
 /// `exclude`: customer tenant GUIDs, lowercased, first occurrence kept.

@@ -293,14 +293,49 @@ impl Drop for Discoverer {
     }
 }
 
-/// Refreshes at once, then every `interval`, until the app is gone or the
-/// task is aborted.
+/// First retry after a failed refresh; it doubles with each failure in a
+/// row, and never waits longer than the refresh interval.
+pub const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long to wait after the refresh that ended with `failures_in_a_row`
+/// failures: the interval after a success, else a doubling retry capped by it,
+/// so one failure at start-up does not leave the customers unmonitored for
+/// a whole interval, and a failing partner is not asked every millisecond.
+pub fn next_refresh_in(interval: std::time::Duration, failures_in_a_row: u32) -> std::time::Duration {
+    if failures_in_a_row == 0 {
+        return interval;
+    }
+    let factor = 1u32 << (failures_in_a_row - 1).min(16);
+    RETRY_AFTER_FAILURE.saturating_mul(factor).min(interval)
+}
+
+/// Refreshes at once, then every `interval` (sooner after a failure), until
+/// the app is gone or the task is aborted.
 async fn refresh_loop(app: Weak<App>, name: String, interval: std::time::Duration) {
+    let mut failures_in_a_row = 0u32;
     loop {
         let Some(a) = app.upgrade() else { return };
         // Failures are recorded and logged by the refresh itself.
-        let _ = a.refresh_discovery(&name).await;
+        match a.refresh_discovery(&name).await {
+            Ok(_) => failures_in_a_row = 0,
+            Err(_) => failures_in_a_row = failures_in_a_row.saturating_add(1),
+        }
         drop(a);
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(next_refresh_in(interval, failures_in_a_row)).await;
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::next_refresh_in;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_double_from_30s_and_never_exceed_the_interval() {
+        let hour = Duration::from_secs(3600);
+        let waits: Vec<u64> = (0..9).map(|n| next_refresh_in(hour, n).as_secs()).collect();
+        assert_eq!(waits, [3600, 30, 60, 120, 240, 480, 960, 1920, 3600]);
+        assert_eq!(next_refresh_in(Duration::from_millis(200), 3), Duration::from_millis(200));
+        assert_eq!(next_refresh_in(hour, u32::MAX), hour);
     }
 }
