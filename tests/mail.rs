@@ -542,3 +542,27 @@ async fn a_long_round_trip_renews_its_tokens() {
     assert_no_probe_messages(&h, &[(ALPHA, SENDER), (ALPHA, RCPT)]).await;
     clock.abort();
 }
+
+/// An inbox that could not be read at all during the wait is reported with
+/// the reason of the failed reads, not as `not_delivered`: Exchange may well
+/// have delivered the message.
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_inbox_is_not_reported_as_not_delivered() {
+    let h = start_sim().await;
+    let probes = format!(
+        "      - type: mail_roundtrip
+        name: cross
+        from: {SENDER}
+        to: {BETA_RCPT}
+        to_subscription: beta
+        interval: 10m
+        timeout: 1m
+"
+    );
+    let runner = runner(config(&h, 4, &probes));
+    h.set_fault(BETA, Target::Exchange, Fault::Down);
+    h.set_fault(BETA, Target::Mail, Fault::Down);
+    let rec = runner.run("alpha", "cross", Mode::Scheduled).await.expect("configured");
+    assert_eq!(rec.outcome, Outcome::Failure(FailureReason::Http5xx), "{:#?}", rec.log);
+    assert!(rec.log.iter().any(|l| l.contains("could not be read at all (http_5xx)")), "{:#?}", rec.log);
+}

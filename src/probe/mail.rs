@@ -397,11 +397,17 @@ async fn wait_for_delivery(
     log: &mut ProbeLog,
 ) -> Result<(String, Duration), Outcome> {
     let mut next = Instant::now() + POLL_INTERVAL;
+    // Set while no look at the inbox has succeeded: the reason of the last
+    // failed one. An inbox that could never be read is not "not delivered".
+    let mut unread: Option<FailureReason> = None;
+    let mut any_read = false;
     loop {
         crate::runner::idle(tokio::time::sleep_until(next.min(deadline))).await;
         next = Instant::now() + POLL_INTERVAL;
         let throttled = match reader.find(graph, "inbox", imid, log).await {
             Ok(items) => {
+                any_read = true;
+                unread = None;
                 if let Some(m) = items.first() {
                     let Some(id) = m.get("id").and_then(Value::as_str) else {
                         log.line("message without \"id\"");
@@ -415,20 +421,25 @@ async fn wait_for_delivery(
                 next = Instant::now() + retry_after.max(POLL_INTERVAL);
                 Some(retry_after)
             }
-            Err(Outcome::Failure(
-                r @ (FailureReason::Unauthorized
-                | FailureReason::Forbidden
-                | FailureReason::NotFound
-                | FailureReason::AuthFailed),
-            )) => return Err(Outcome::Failure(r)),
-            Err(_) => None,
+            // Worth another look later: the service or the path to it had a blip.
+            Err(Outcome::Failure(r @ (FailureReason::Http5xx | FailureReason::Network | FailureReason::Timeout))) => {
+                unread = Some(r).filter(|_| !any_read);
+                None
+            }
+            // Sign-in, permission, a refused query: looking again cannot help.
+            Err(Outcome::Failure(r)) => return Err(Outcome::Failure(r)),
+            Err(Outcome::Success) => None,
         };
         if Instant::now() >= deadline {
             log.line("not in the inbox by the timeout");
             // Throttled to the end: no answer either way, which is not an outage.
-            return Err(match throttled {
-                Some(retry_after) => Outcome::Throttled { workload: Workload::Exchange, retry_after },
-                None => Outcome::Failure(FailureReason::NotDelivered),
+            return Err(match (throttled, unread) {
+                (Some(retry_after), _) => Outcome::Throttled { workload: Workload::Exchange, retry_after },
+                (None, Some(reason)) => {
+                    log.line(format!("the recipient's inbox could not be read at all ({})", reason.as_str()));
+                    Outcome::Failure(reason)
+                }
+                (None, None) => Outcome::Failure(FailureReason::NotDelivered),
             });
         }
     }
