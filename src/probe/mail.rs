@@ -253,16 +253,22 @@ async fn sweep_late(graph: GraphClient, reader: Mailbox, imid: String) {
     let mut log = ProbeLog::new();
     for wait in LATE_SWEEPS {
         tokio::time::sleep(wait).await;
-        let found = ids(reader.find(&graph, "inbox", &imid, &mut log).await);
+        // Bounded, because a request that never answers would otherwise hold
+        // one of the mailbox's four slots for good.
+        let look = tokio::time::timeout(SWEEP_STEP_LIMIT, reader.find(&graph, "inbox", &imid, &mut log)).await;
+        let found = ids(look.unwrap_or(Err(Outcome::Failure(FailureReason::Timeout))));
         if !found.is_empty() {
             for id in found {
-                reader.delete(&graph, &id, &mut log).await;
+                let _ = tokio::time::timeout(SWEEP_STEP_LIMIT, reader.delete(&graph, &id, &mut log)).await;
             }
             tracing::debug!(log = ?log.lines(), "mail_roundtrip: deleted a probe message that arrived late");
             return;
         }
     }
 }
+
+/// How long one request of a late sweep may take.
+const SWEEP_STEP_LIMIT: Duration = Duration::from_secs(60);
 
 fn ids(found: Result<Vec<Value>, Outcome>) -> Vec<String> {
     found.unwrap_or_default().iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string)).collect()
