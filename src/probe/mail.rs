@@ -376,11 +376,15 @@ async fn send_and_wait(
 
     let sent_at = Instant::now();
     let send_path = format!("/messages/{}/send", common::segment(id));
+    // Known before the send: if the answer is lost (network, timeout) the
+    // message may still have gone out, and cleanup must look for it.
+    cleanup.imid = Some(imid.to_string());
     let r = cleanup.sender.request(graph, Method::POST, &send_path, None, log).await?;
     if !r.is_success() {
+        // Refused: nothing went out; deleting the draft is enough.
+        cleanup.imid = None;
         return Err(send_outcome(&r));
     }
-    cleanup.imid = Some(imid.to_string());
 
     // Polling stops at the timeout after sending, and leaves time to clean up.
     let deadline = (sent_at + ctx.timeout).min(started + ctx.timeout + SEND_BUDGET);
