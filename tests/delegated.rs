@@ -446,3 +446,20 @@ async fn secrets_and_tokens_never_shown() {
     assert!(!shown.contains("eyJ"), "{shown}");
     app.shutdown();
 }
+
+/// An absurd `interval` from the server is capped at a minute between polls.
+#[tokio::test]
+async fn a_huge_server_interval_is_capped() {
+    let sim = start_sim(|w| {
+        let f = &mut w.tenants[0].device_flow;
+        f.after_polls = 1;
+        f.interval_seconds = 1_000_000;
+        f.expires_in_seconds = 10_000_000;
+    })
+    .await;
+    let cfg = config(&sim);
+    let store = TokenStore::new(&storage("huge-interval"));
+    let (result, seen) = login_with(&sim, &cfg, &store, "contoso", exact).await;
+    result.expect("signed in");
+    assert_eq!(seen.sleeps, secs(&[60, 60]));
+}

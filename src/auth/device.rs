@@ -17,6 +17,10 @@ use crate::config::{Secret, SecretSource};
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 §3.5 (and MSAL): each `slow_down` adds this to the interval.
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// The longest wait between two polls, whatever the server asks: a longer
+/// one would leave the user staring at a silent terminal.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// Interval when Entra sends none (its documented default).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Polling gives up after this many network or 5xx failures in a row.
@@ -138,7 +142,10 @@ impl DeviceFlow<'_> {
             verification_uri: b.verification_uri,
             message,
             expires_in: Duration::from_secs(b.expires_in),
-            interval: b.interval.map_or(DEFAULT_INTERVAL, Duration::from_secs).max(Duration::from_secs(1)),
+            interval: b
+                .interval
+                .map_or(DEFAULT_INTERVAL, Duration::from_secs)
+                .clamp(Duration::from_secs(1), MAX_INTERVAL),
             device_code: Secret::new(b.device_code),
         })
     }
@@ -167,7 +174,7 @@ impl DeviceFlow<'_> {
             }
             let wait = interval.max(extra_wait);
             sleep(wait).await;
-            waited += wait;
+            waited = waited.saturating_add(wait);
             extra_wait = Duration::ZERO;
             let mut form = vec![
                 ("grant_type", DEVICE_CODE_GRANT),
@@ -183,7 +190,7 @@ impl DeviceFlow<'_> {
                     "authorization_pending" => transport_failures = 0,
                     "slow_down" => {
                         transport_failures = 0;
-                        interval += SLOW_DOWN_STEP;
+                        interval = (interval + SLOW_DOWN_STEP).min(MAX_INTERVAL);
                         progress(&format!("Entra ID asked to poll less often; now every {}s", interval.as_secs()));
                     }
                     "authorization_declined" => return Err(DeviceFlowError::Declined),
