@@ -172,7 +172,7 @@ fn sign_in_actions(h: &mut String, app: &App, snap: &crate::state::Snapshot) {
         })
         .collect();
     if !not_consented.is_empty() {
-        h.push_str("<h2 id=\"consent-needed\">Consent needed</h2>\n<p>The app is not consented in these tenants (sign-in fails with <code>not_consented</code>). An administrator of the tenant opens the link; <code>m365mon consent-url --subscription NAME</code> lists the permissions to add to the app first.</p>\n<ul>\n");
+        h.push_str("<h2 id=\"consent-needed\">Consent needed</h2>\n<p>The app is not consented in these tenants (sign-in fails with <code>not_consented</code>). An administrator of the tenant opens the link; <code>m365mon consent-url --subscription NAME</code> (for a discovered subscription: <code>--credential CREDENTIAL --tenant TENANT</code>) lists the permissions to add to the app first.</p>\n<ul>\n");
         for (name, url) in not_consented {
             let _ =
                 writeln!(h, "<li><a href=\"#{0}\">{0}</a>: <a href=\"{1}\">{1}</a></li>", escape(name), escape(&url));
