@@ -63,6 +63,17 @@ pub fn report(config: &Config, credential: &Credential, tenant: &str, subscripti
             .flat_map(|s| s.probes.iter().map(move |p| (label(s, &p.name, subscriptions.len()), p.kind.clone())))
             .collect()
     };
+    // A mail round trip of another subscription that reads its recipient's
+    // mailbox with this subscription's sign-in needs Mail.ReadWrite here too.
+    for other in &config.subscriptions {
+        for p in &other.probes {
+            if let ProbeKind::MailRoundtrip { to_subscription: Some(to), .. } = &p.kind
+                && subscriptions.iter().any(|s| &s.name == to && s.name != other.name)
+            {
+                needed.entry("Mail.ReadWrite").or_default().push(format!("{}/{} (reads here)", other.name, p.name));
+            }
+        }
+    }
     for (name, kind) in probes {
         let perms = permissions(&kind);
         if perms.is_empty() {
@@ -126,5 +137,33 @@ mod tests {
             ),
             "https://login.microsoftonline.us/contoso.onmicrosoft.us/adminconsent?client_id=0e5b0a52-8f1a-4d5e-9d3c-6b7f3c2a9e01"
         );
+    }
+
+    #[test]
+    fn the_reading_tenant_of_a_cross_subscription_round_trip_needs_mail_readwrite() {
+        let text = r#"credentials:
+  app:
+    client_id: 11111111-2222-3333-4444-555555555555
+    client_secret: x
+subscriptions:
+  - name: contoso
+    tenant_id: contoso.onmicrosoft.com
+    credential: app
+    probes:
+      - type: mail_roundtrip
+        from: monitor@contoso.com
+        to: monitor@fabrikam.com
+        to_subscription: fabrikam
+        interval: 10m
+  - name: fabrikam
+    tenant_id: fabrikam.onmicrosoft.com
+    credential: app
+    probes: [{type: auth}]
+"#;
+        let config = crate::config::parse_str(text, "cc.yml", std::path::Path::new(".")).expect("valid");
+        let fabrikam = config.subscriptions.iter().find(|s| s.name == "fabrikam").expect("configured");
+        let credential = &config.credentials["app"];
+        let out = report(&config, credential, "fabrikam.onmicrosoft.com", &[fabrikam]);
+        assert!(out.contains("  Mail.ReadWrite  probes: contoso/mail_roundtrip (reads here)\n"), "{out}");
     }
 }
