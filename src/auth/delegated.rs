@@ -149,6 +149,13 @@ impl TokenProvider {
                 state.unsaved = None;
                 log.line("token: rotated refresh token stored");
             }
+            Ok(Rotation::Removed) => {
+                // Signed out while this refresh ran: the new token is not used.
+                state.unsaved = None;
+                let msg = "the sign-in was removed meanwhile (m365mon logout); run m365mon login".to_string();
+                log.line(format!("token: {msg}"));
+                return (Err(AuthError::new(FailureReason::ReauthRequired, msg)), true);
+            }
             Ok(Rotation::Superseded) => {
                 state.unsaved = None;
                 log.line("token: the stored sign-in was replaced meanwhile (m365mon login); keeping the new one");

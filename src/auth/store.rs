@@ -103,6 +103,8 @@ pub enum Rotation {
     Saved,
     /// The file changed since it was read (a new `m365mon login`); it was kept.
     Superseded,
+    /// The file is gone (`m365mon logout` meanwhile); nothing was written.
+    Removed,
 }
 
 /// The token directory.
@@ -172,7 +174,8 @@ impl TokenStore {
         let _lock = self.lock()?;
         match read_file(&path, &token.credential, &token.tenant)? {
             Some(current) if current.refresh_token == *used => {}
-            _ => return Ok(Rotation::Superseded),
+            Some(_) => return Ok(Rotation::Superseded),
+            None => return Ok(Rotation::Removed),
         }
         write_atomically(&self.dir, &path, token)?;
         Ok(Rotation::Saved)
@@ -322,5 +325,31 @@ mod tests {
         );
         assert_eq!(s.file_for("a.b", "../etc"), Path::new("/x/tokens/a.b@%2E.%2Fetc.json"));
         assert_eq!(s.file_for(".", "t"), Path::new("/x/tokens/%2E@t.json"));
+    }
+
+    #[test]
+    fn rotation_is_saved_kept_or_refused_by_what_the_file_holds() {
+        let dir = std::env::temp_dir().join(format!("m365mon-store-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = TokenStore::new(&dir);
+        let token = |rt: &str| StoredToken {
+            credential: "app".into(),
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "c".into(),
+            refresh_token: Secret::new(rt),
+            scope: String::new(),
+            account: None,
+            saved_at: 0,
+        };
+        store.save(&token("rt1")).expect("saved");
+        assert!(matches!(store.save_rotated(&Secret::new("rt1"), &token("rt2")), Ok(Rotation::Saved)));
+        // A login replaced rt2 meanwhile: kept.
+        store.save(&token("rt-login")).expect("saved");
+        assert!(matches!(store.save_rotated(&Secret::new("rt2"), &token("rt3")), Ok(Rotation::Superseded)));
+        // A logout removed it meanwhile: nothing is written back.
+        store.remove("app", "contoso.onmicrosoft.com").expect("removed");
+        assert!(matches!(store.save_rotated(&Secret::new("rt-login"), &token("rt4")), Ok(Rotation::Removed)));
+        assert!(!store.file_for("app", "contoso.onmicrosoft.com").exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 }
