@@ -103,7 +103,16 @@ impl App {
     /// runner and scheduler, as a reload does. Callers serialise through
     /// `reload_lock` (or run before anyone else can).
     fn apply(&self, file: &Config) {
-        let merged = discovery::merge(file, &self.discovery.found(file));
+        // Customers discovered before keep their names (see discovery::assign_names).
+        let in_file: std::collections::BTreeSet<&str> = file.subscriptions.iter().map(|s| s.name.as_str()).collect();
+        let previous: std::collections::BTreeMap<String, String> = self
+            .config()
+            .subscriptions
+            .iter()
+            .filter(|s| !in_file.contains(s.name.as_str()))
+            .map(|s| (s.tenant_id.to_ascii_lowercase(), s.name.clone()))
+            .collect();
+        let merged = discovery::merge(file, &self.discovery.found(file), &previous);
         self.store().sync_config(&merged.config);
         self.store().update(|s| {
             s.relationship_expiry = merged.relationship_expiry;

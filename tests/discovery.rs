@@ -255,10 +255,23 @@ async fn colliding_display_names_get_the_tenant_id() {
             "gamma".into(),
         ]
     );
-    // When the duplicate goes, the remaining one gets the plain slug.
+    // When the duplicate goes, the remaining one keeps its name: renaming it
+    // would restart its series and alerts.
     h.remove_customer(ALPHA, c2);
     assert_eq!(app.refresh_discovery("partner").await, Ok(true));
+    assert!(subs(&app).contains(&(format!("contoso-ltd-{c1}"), c1.to_string())));
+    app.shutdown();
+
+    // A customer monitored under the plain slug keeps it when a namesake arrives.
+    let h = simulator().await;
+    h.upsert_customer(ALPHA, Customer::new(c1, "Contoso Ltd."));
+    let app = start(&config_text(&h, "", PARTNER)).await;
     assert!(subs(&app).contains(&("contoso-ltd".to_string(), c1.to_string())));
+    h.upsert_customer(ALPHA, Customer::new(c2, "CONTOSO LTD"));
+    assert_eq!(app.refresh_discovery("partner").await, Ok(true));
+    let now = subs(&app);
+    assert!(now.contains(&("contoso-ltd".to_string(), c1.to_string())), "{now:?}");
+    assert!(now.contains(&(format!("contoso-ltd-{c2}"), c2.to_string())), "{now:?}");
     app.shutdown();
 }
 

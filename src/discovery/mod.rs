@@ -52,9 +52,14 @@ pub struct Merged {
 /// (`found`, per discovery name). Configured subscriptions win for their
 /// tenant; an excluded tenant is skipped; a tenant listed by two entries
 /// goes to the first in the file.
-pub fn merge(file: &Config, found: &BTreeMap<String, Vec<Customer>>) -> Merged {
-    let explicit: HashMap<String, &str> =
-        file.subscriptions.iter().map(|s| (s.tenant_id.to_ascii_lowercase(), s.name.as_str())).collect();
+///
+/// `previous` maps tenant IDs of customers discovered before to the names
+/// they had, which they keep while they can (see [`assign_names`]).
+pub fn merge(file: &Config, found: &BTreeMap<String, Vec<Customer>>, previous: &BTreeMap<String, String>) -> Merged {
+    let mut explicit: HashMap<String, Vec<&str>> = HashMap::new();
+    for s in &file.subscriptions {
+        explicit.entry(s.tenant_id.to_ascii_lowercase()).or_default().push(s.name.as_str());
+    }
     let taken: BTreeSet<String> = file.subscriptions.iter().map(|s| s.name.clone()).collect();
     let mut expiry = BTreeMap::new();
     let mut claimed: BTreeMap<&str, (&config::Discovery, &Customer)> = BTreeMap::new();
@@ -64,9 +69,11 @@ pub fn merge(file: &Config, found: &BTreeMap<String, Vec<Customer>>) -> Merged {
             if d.exclude.contains(&c.tenant_id) {
                 continue;
             }
-            if let Some(name) = explicit.get(&c.tenant_id) {
+            if let Some(names) = explicit.get(&c.tenant_id) {
                 if let Some(end) = c.relationship_end {
-                    expiry.insert(name.to_string(), end);
+                    for name in names {
+                        expiry.insert(name.to_string(), end);
+                    }
                 }
                 continue;
             }
@@ -75,7 +82,7 @@ pub fn merge(file: &Config, found: &BTreeMap<String, Vec<Customer>>) -> Merged {
     }
     let pairs: Vec<(&str, &str)> =
         claimed.values().map(|(_, c)| (c.tenant_id.as_str(), c.display_name.as_str())).collect();
-    let names = slug::assign(&pairs, &taken);
+    let names = slug::assign(&pairs, &taken, previous);
     let mut discovered: Vec<Subscription> = Vec::new();
     for (tenant, (d, c)) in &claimed {
         let Some(name) = names.get(tenant) else {

@@ -64,22 +64,46 @@ pub fn slug(display_name: &str) -> String {
 }
 
 /// Names for `(tenant_id, display_name)` pairs (tenant IDs unique), given
-/// the names already `taken`. A slug shared by several customers, or
-/// already taken, becomes `slug-<tenant id>` for each of them, so no name
-/// depends on list order; a customer without a usable slug is named by
-/// its tenant ID. Customers for which no free name exists are left out.
-pub fn assign<'a>(customers: &[(&'a str, &str)], taken: &BTreeSet<String>) -> BTreeMap<&'a str, String> {
+/// the names already `taken` and the names customers had before
+/// (`previous`, tenant ID to name).
+///
+/// A customer keeps its previous name while that is still its slug (or its
+/// slug with its tenant ID) and free, so a newcomer never renames a customer
+/// that is already monitored (its series, counters and alerts would
+/// restart). Among the others, a slug shared by several of them, or already
+/// taken, becomes `slug-<tenant id>` for each of them, so no name depends on
+/// list order; a customer without a usable slug is named by its tenant ID.
+/// Customers for which no free name exists are left out.
+pub fn assign<'a>(
+    customers: &[(&'a str, &str)],
+    taken: &BTreeSet<String>,
+    previous: &BTreeMap<String, String>,
+) -> BTreeMap<&'a str, String> {
     let bases: Vec<(&str, String)> = customers.iter().map(|(t, n)| (*t, slug(n))).collect();
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-    for (_, b) in &bases {
-        *count.entry(b.as_str()).or_default() += 1;
-    }
     let mut used = taken.clone();
     let mut out = BTreeMap::new();
     for (tenant, base) in &bases {
+        let Some(name) = previous.get(*tenant) else { continue };
+        // A renamed customer gets a new name: only names its display name still gives are kept.
+        let own = name == base || *name == format!("{base}-{tenant}") || name == tenant;
+        if own && !used.contains(name) {
+            used.insert(name.clone());
+            out.insert(*tenant, name.clone());
+        }
+    }
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for (tenant, b) in &bases {
+        if !out.contains_key(tenant) {
+            *count.entry(b.as_str()).or_default() += 1;
+        }
+    }
+    for (tenant, base) in &bases {
+        if out.contains_key(tenant) {
+            continue;
+        }
         let candidates = if base.is_empty() {
             vec![tenant.to_string()]
-        } else if count[base.as_str()] == 1 && !taken.contains(base) {
+        } else if count[base.as_str()] == 1 && !used.contains(base) {
             vec![base.clone()]
         } else {
             vec![format!("{base}-{tenant}"), tenant.to_string()]
@@ -121,15 +145,35 @@ mod tests {
         let c = "cccccccc-0000-4000-8000-000000000003";
         let d = "dddddddd-0000-4000-8000-000000000004";
         let taken: BTreeSet<String> = ["fabrikam".to_string()].into();
-        let names = assign(&[(a, "Contoso"), (b, "Contoso Ltd"), (c, "contoso"), (d, "Fabrikam")], &taken);
+        let names =
+            assign(&[(a, "Contoso"), (b, "Contoso Ltd"), (c, "contoso"), (d, "Fabrikam")], &taken, &BTreeMap::new());
         assert_eq!(names[a], format!("contoso-{a}"));
         assert_eq!(names[c], format!("contoso-{c}"));
         assert_eq!(names[b], "contoso-ltd");
         assert_eq!(names[d], format!("fabrikam-{d}"));
         // Order does not matter.
-        let again = assign(&[(d, "Fabrikam"), (c, "contoso"), (b, "Contoso Ltd"), (a, "Contoso")], &taken);
+        let again =
+            assign(&[(d, "Fabrikam"), (c, "contoso"), (b, "Contoso Ltd"), (a, "Contoso")], &taken, &BTreeMap::new());
         assert_eq!(names, again);
         // No usable slug: the tenant ID.
-        assert_eq!(assign(&[(a, "株式会社")], &BTreeSet::new())[a], a);
+        assert_eq!(assign(&[(a, "株式会社")], &BTreeSet::new(), &BTreeMap::new())[a], a);
+    }
+
+    #[test]
+    fn a_newcomer_never_renames_a_monitored_customer() {
+        let (a, b) = ("aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002");
+        let none = BTreeSet::new();
+        let first = assign(&[(a, "Contoso")], &none, &BTreeMap::new());
+        assert_eq!(first[a], "contoso");
+        let previous: BTreeMap<String, String> = first.iter().map(|(t, n)| (t.to_string(), n.clone())).collect();
+        let second = assign(&[(b, "Contoso"), (a, "Contoso")], &none, &previous);
+        assert_eq!(second[a], "contoso", "kept");
+        assert_eq!(second[b], format!("contoso-{b}"), "the newcomer gets the suffix");
+        // A renamed customer does not keep its old name.
+        let renamed = assign(&[(a, "Contoso Europe")], &none, &previous);
+        assert_eq!(renamed[a], "contoso-europe");
+        // A configured subscription that takes the name wins over the old one.
+        let taken = BTreeSet::from(["contoso".to_string()]);
+        assert_eq!(assign(&[(a, "Contoso")], &taken, &previous)[a], format!("contoso-{a}"));
     }
 }
