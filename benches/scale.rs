@@ -120,13 +120,13 @@ async fn main() {
     let times: Vec<Duration> = (0..9)
         .map(|_| {
             let t = Instant::now();
-            std::hint::black_box(encode(&store.snapshot(), &build));
+            std::hint::black_box(store.with(|s| encode(s, &build)));
             t.elapsed()
         })
         .collect();
-    let body = encode(&store.snapshot(), &build);
+    let body = store.with(|s| encode(s, &build));
     println!(
-        "/metrics: {} series, {} KiB, snapshot + encode median {:?}; RSS {:.1} MiB",
+        "/metrics: {} series, {} KiB, encode under the store lock (as /metrics does) median {:?}; RSS {:.1} MiB",
         body.lines().filter(|l| !l.starts_with('#')).count(),
         body.len() / 1024,
         median(times),
